@@ -1,0 +1,371 @@
+"""The payments application: thin command methods (get -> act -> save) over the event store.
+
+The write-ahead rule lives here: every PSP call is preceded by a committed event that
+records it (AuthorizationRequested, CaptureRequested, ..., PSPRequestResent), and followed
+by the event that records its outcome. A crash in between leaves a call the recovery
+worker finds and settles, inquiry first.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.utils import Environment, EnvType
+
+from domain.calls import CallKind, PspCall
+from domain.cart import Checkout
+from domain.clock import Clock, system_clock
+from domain.errors import ConcurrentChange, IdempotencyKeyReused, OrderNotFound
+from domain.order import PaymentOrder
+from domain.psp import AuthorizeRequest, FollowUpRequest, PSPOutage, PSPPort, PSPRejected, PSPResult
+from domain.recovery import Recovery, RetryPolicy
+from domain.transcoder import OrjsonTranscoder
+from domain.worklist import Timing
+
+log = logging.getLogger("payments.app")
+CONFLICT_RETRIES = 5
+
+
+class _Replay:
+    """Marks a command that an Idempotency-Key replayed."""
+
+
+REPLAY = _Replay()
+"""How often a command reloads and reapplies itself after another process saved first."""
+
+
+@dataclass(frozen=True)
+class PaymentsConfig:
+    """Business settings the application needs (from PAYMENTS_* via the composition root)."""
+
+    platform_fee_bps: int = 1000
+    session_ttl: timedelta = timedelta(minutes=30)
+    psp_timeout_s: float = 10.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    stale_after: timedelta = timedelta(seconds=21)
+    """How long a sent request may go unanswered before the worker asks the PSP about it
+    (its sender may have died): well past the PSP timeout, so a live sender finishes first."""
+    reconcile_after: timedelta = timedelta(hours=1)
+    """How long after giving a call up the worker asks the PSP about it one last time."""
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.stale_after, self.reconcile_after)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A command's result: the order as saved, and a log position at least as new as its last
+    event (a read with that `min_position` sees the order as the command left it)."""
+
+    order: PaymentOrder
+    position: int | None = None
+    replayed: bool = False
+    """True when the Idempotency-Key had already done this: nothing new was recorded."""
+    result: Any = None
+    """What the command returned (a call it started, for instance)."""
+
+
+class PaymentsApp(Application[UUID]):
+    """Commands and event-store queries for payment orders."""
+
+    name = "payments"
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        psp: PSPPort,
+        config: PaymentsConfig,
+        clock: Clock = system_clock,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.psp = psp
+        self.config = config
+        self.clock = clock
+        self.recovery = Recovery(config.policy, rand)
+        self.listeners: list[Callable[[int], None]] = []
+        self.failpoint: Callable[[str], None] = lambda step: None
+        """Called at named steps; crash tests make it kill the process there."""
+        super().__init__(dict(env))
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, read with orjson (domain/transcoder.py)."""
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        """Tell listeners (the in-process projection runner) the log has grown."""
+        if recordings:
+            for listener in self.listeners:
+                listener(recordings[-1].notification.id)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the settings we pass in: never the process environment behind our back."""
+        return Environment(name, dict(env or {}))
+
+    # ----------------------------------------------------------------- queries
+
+    def get_order(self, order_id: UUID, version: int | None = None) -> PaymentOrder:
+        """The order rebuilt from its events, as it is now or as it was at `version`."""
+        try:
+            order: PaymentOrder = self.repository.get(order_id, version=version)
+        except AggregateNotFoundError:
+            raise OrderNotFound("no such payment order") from None
+        if version is not None and order.version != version:
+            raise OrderNotFound(f"the order has no version {version}")
+        return order
+
+    def history(self, order_id: UUID) -> list[DomainEventProtocol[UUID]]:
+        """Every event of an order, oldest first: the audit trail."""
+        events = list(self.events.get(order_id))
+        if not events:
+            raise OrderNotFound("no such payment order")
+        return events
+
+    # ----------------------------------------------------------------- commands
+
+    def place_checkout(
+        self, checkout: Checkout, *, client_id: str, idempotency_key: str
+    ) -> Written:
+        """Record the checkout and its first attempt in one commit, then charge the PSP once.
+
+        A retried key finds the stream already there (the store's uniqueness constraint is
+        the idempotency lock) and answers with that order instead.
+        """
+        now = self.clock()
+        order = PaymentOrder.place(
+            checkout,
+            client_id=client_id,
+            idempotency_key=idempotency_key,
+            fee_bps=self.config.platform_fee_bps,
+            now=now,
+            session_ttl=self.config.session_ttl,
+        )
+        attempt = order.request_authorization(checkout.payment_method, now)
+        try:
+            self.save_once(order)
+        except IntegrityError:
+            return self._replay(order.id, order.fingerprint)
+        return self.send(order, attempt)
+
+    def add_attempt(
+        self, order_id: UUID, payment_method: str, request_key: str | None = None
+    ) -> Written:
+        """Try another payment method after a decline, before the session ends."""
+        request = _request(request_key, "attempt", payment_method)
+        return self._follow_up(
+            order_id,
+            request,
+            lambda o: o.request_authorization(payment_method, self.clock(), request),
+        )
+
+    def capture(
+        self, order_id: UUID, amount: int | None, request_key: str | None = None
+    ) -> Written:
+        """Capture all or part of a manual-capture order's authorization."""
+        request = _request(request_key, "capture", amount)
+        return self._follow_up(
+            order_id, request, lambda o: o.request_capture(amount, self.clock(), request=request)
+        )
+
+    def cancel(self, order_id: UUID, request_key: str | None = None) -> Written:
+        """Void an authorization, or close an order that was never authorized."""
+        request = _request(request_key, "cancel", None)
+        return self._follow_up(order_id, request, lambda o: o.request_cancel(self.clock(), request))
+
+    def refund(self, order_id: UUID, amount: int, request_key: str | None = None) -> Written:
+        """Refund part or all of what was captured."""
+        request = _request(request_key, "refund", amount)
+        return self._follow_up(
+            order_id, request, lambda o: o.request_refund(amount, self.clock(), request=request)
+        )
+
+    def _follow_up(
+        self,
+        order_id: UUID,
+        request: tuple[str, str] | None,
+        command: Callable[[PaymentOrder], PspCall | None],
+    ) -> Written:
+        """Record a command's write-ahead event (unless its key replays), then call the PSP."""
+
+        def record(order: PaymentOrder) -> PspCall | _Replay | None:
+            if request and order.replays(*request):
+                return REPLAY
+            return command(order)
+
+        written = self.change(order_id, record)
+        if written.result is REPLAY:
+            order = self._await_first_answer(written.order)
+            return Written(order, self.latest_position(), replayed=True)
+        return self.send(written.order, written.result) if written.result else written
+
+    def apply_webhook(
+        self,
+        order_id: UUID,
+        event_id: str,
+        event_type: str,
+        kind: CallKind,
+        number: int,
+        result: PSPResult,
+    ) -> Written:
+        """Apply a verified PSP notification; `result` is True when it changed the order."""
+        return self.change(
+            order_id, lambda o: o.apply_webhook(event_id, event_type, kind, number, result)
+        )
+
+    def resolve(self, order_id: UUID, outcome: str, note: str, operator: str) -> Written:
+        """An operator's finding for an order in manual review (ops only, audited)."""
+        return self.change(order_id, lambda o: o.resolve(outcome, note, operator))
+
+    def change(
+        self,
+        order_id: UUID,
+        command: Callable[[PaymentOrder], Any],
+        order: PaymentOrder | None = None,
+    ) -> Written:
+        """Apply a command and save; on a concurrent save, reload and apply it again."""
+        for _ in range(CONFLICT_RETRIES):
+            current = order or self.get_order(order_id)
+            result = command(current)
+            try:
+                recordings = self.save_once(current)
+            except IntegrityError:
+                order = None
+                continue
+            if recordings:
+                return Written(current, recordings[-1].notification.id, result=result)
+            # Nothing new (another writer, a webhook say, got there first): the newest
+            # position covers whatever last changed the order.
+            return Written(current, self.latest_position(), result=result)
+        raise ConcurrentChange("the order kept changing under this command; try again")
+
+    def latest_position(self) -> int:
+        """The newest position in the log (0 when it is empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def save_once(self, order: PaymentOrder) -> list[Recording[UUID]]:
+        """Save the order's new events; a conflict with those very events counts as saved.
+
+        The store retries a commit whose acknowledgement was lost; the retry then collides
+        with its own first try. Telling that from a real conflict (another writer) keeps a
+        command from being applied twice or reported as failed when it succeeded.
+        """
+        pending = [(e.originator_version, e.timestamp) for e in order.pending_events]
+        try:
+            return self.save(order)
+        except IntegrityError:
+            if pending and self._stored_as(order.id, pending):
+                return []
+            raise
+
+    def _stored_as(self, order_id: UUID, pending: list[tuple[int, datetime]]) -> bool:
+        first, last = pending[0][0], pending[-1][0]
+        stored = self.events.get(order_id, gt=first - 1, lte=last)
+        return [(e.originator_version, getattr(e, "timestamp", None)) for e in stored] == pending
+
+    # ----------------------------------------------------------------- PSP calls
+
+    def send(self, order: PaymentOrder, call: PspCall) -> Written:
+        """Call the PSP for a call already recorded as requested, then record the outcome."""
+        kind, number = call.kind, call.number
+        self.failpoint("before_psp_call")
+        record = self._call_psp(order, call)
+        self.failpoint("after_psp_call")
+        written = self.change(order.id, lambda o: record(o, o.call(kind, number)), order)
+        settled = written.order.call(kind, number)
+        log.info(
+            "psp %s %s: %s",
+            kind.value,
+            number,
+            settled.failure_code or getattr(settled, "status", ""),
+            extra={
+                "order_id": str(order.id),
+                "call": f"{kind.value}:{number}",
+                "order_status": written.order.status.value,
+            },
+        )
+        return written
+
+    def _call_psp(
+        self, order: PaymentOrder, call: PspCall
+    ) -> Callable[[PaymentOrder, PspCall], None]:
+        """Make the PSP call; return how to record what happened (applied on a fresh order)."""
+        started = time.monotonic()
+        try:
+            result = self._dispatch(order, call)
+        except PSPOutage as outage:
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            return partial(self._record_outage, outage=outage, elapsed_ms=elapsed_ms)
+        except PSPRejected as rejected:
+            reason = f"psp_rejected: HTTP {rejected.status_code}: {rejected}"[:300]
+            return lambda o, c: o.send_to_review(c.kind, c.number, reason)
+        return lambda o, c: self.recovery.after_result(o, c, result, self.clock())
+
+    def _record_outage(
+        self, order: PaymentOrder, call: PspCall, *, outage: PSPOutage, elapsed_ms: int
+    ) -> None:
+        self.recovery.after_outage(order, call, outage, elapsed_ms, self.clock())
+
+    def _dispatch(self, order: PaymentOrder, call: PspCall) -> PSPResult:
+        if call.kind == CallKind.AUTHORIZE:
+            return self.psp.authorize(
+                AuthorizeRequest(
+                    idempotency_key=call.psp_key,
+                    reference=str(order.id),
+                    amount=call.amount,
+                    currency=order.currency,
+                    payment_method=order.attempt(call.number).payment_method,
+                    capture=order.auto_capture,
+                )
+            )
+        op = order.operation(call.number)
+        request = FollowUpRequest(
+            idempotency_key=op.psp_key,
+            psp_reference=order.attempt(op.attempt).psp_reference or "",
+            amount=op.amount,
+            currency=order.currency,
+        )
+        operations = {
+            CallKind.CAPTURE: self.psp.capture,
+            CallKind.VOID: self.psp.void,
+            CallKind.REFUND: self.psp.refund,
+        }
+        return operations[call.kind](request)
+
+    # ----------------------------------------------------------------- replays
+
+    def _replay(self, order_id: UUID, fingerprint: str) -> Written:
+        existing = self.get_order(order_id)
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request body",
+                field="Idempotency-Key",
+            )
+        order = self._await_first_answer(existing)
+        return Written(order, self.latest_position(), replayed=True)
+
+    def _await_first_answer(self, order: PaymentOrder) -> PaymentOrder:
+        """While the winning request is still waiting for the PSP, wait for it (bounded)."""
+        deadline = time.monotonic() + self.config.psp_timeout_s + 2.0
+        while order.awaiting_psp and time.monotonic() < deadline:
+            time.sleep(0.05)
+            order = self.get_order(order.id)
+        return order
+
+
+def _request(request_key: str | None, command: str, argument: object) -> tuple[str, str] | None:
+    """The client's Idempotency-Key with a fingerprint of what it asked for."""
+    return (request_key, f"{command}:{argument}") if request_key else None

@@ -1,0 +1,48 @@
+"""Double-entry posting rules: every capture and refund becomes a set of postings summing to 0.
+
+Debits are positive, credits negative. On capture the PSP owes us the money
+(debit `psp_receivable`), each seller is owed their payout (credit `seller_payable:<id>`)
+and the platform earns its fee (credit `platform_revenue`); a refund reverses exactly the
+shares it took back. So every posting set sums to zero, and so does the whole ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.cart import SellerShare, shares_from
+
+PSP_RECEIVABLE = "psp_receivable"
+PLATFORM_REVENUE = "platform_revenue"
+
+
+def seller_payable(seller_id: str) -> str:
+    return f"seller_payable:{seller_id}"
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: str
+    currency: str
+    amount: int
+    """Debit positive, credit negative, in minor units."""
+
+
+def postings_for(event: Any, currency: str) -> list[Posting]:
+    """The postings an event makes (none for events that move no money)."""
+    kind = type(event).__name__
+    if kind == "Captured":
+        return _postings(shares_from(event.allocation), currency, sign=1)
+    if kind == "Refunded":
+        return _postings(shares_from(event.allocation), currency, sign=-1)
+    return []
+
+
+def _postings(shares: tuple[SellerShare, ...], currency: str, sign: int) -> list[Posting]:
+    gross = sum(s.gross for s in shares)
+    postings = [Posting(PSP_RECEIVABLE, currency, sign * gross)]
+    postings += [Posting(seller_payable(s.seller_id), currency, -sign * s.payout) for s in shares]
+    fee = sum(s.platform_fee for s in shares)
+    postings.append(Posting(PLATFORM_REVENUE, currency, -sign * fee))
+    return [p for p in postings if p.amount]

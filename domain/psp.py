@@ -1,0 +1,134 @@
+"""The PSP port: one method per operation, our ids in, a frozen result out.
+
+A decline is a result; an outage (timeout, 5xx, dropped connection, 429) is an exception
+that says whether the PSP processed the request, when that is known.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PSPStatus(StrEnum):
+    """What the PSP says became of a payment."""
+
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    PROCESSING = "processing"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    idempotency_key: str
+    reference: str
+    amount: int
+    currency: str
+    payment_method: str
+    capture: bool
+
+
+@dataclass(frozen=True)
+class FollowUpRequest:
+    """A capture, void or refund of a payment the PSP already knows by `psp_reference`."""
+
+    idempotency_key: str
+    psp_reference: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class PSPResult:
+    """The PSP's answer. For a refund, `amount` is the refunded amount."""
+
+    psp_reference: str
+    status: PSPStatus
+    amount: int
+    currency: str
+    decline_code: str | None = None
+    decline_message: str | None = None
+
+
+class PSPOutage(Exception):
+    """The PSP did not give an answer. `processed` is False only when it surely did nothing."""
+
+    processed: bool | None = None
+    code = "psp_outage"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class PSPTimeout(PSPOutage):
+    """No answer within the timeout: the request may or may not have been processed."""
+
+    code = "psp_timeout"
+
+
+class PSPConnectionLost(PSPOutage):
+    """The connection dropped after the request was sent: outcome unknown."""
+
+    code = "psp_connection_lost"
+
+
+class PSPUnavailable(PSPOutage):
+    """The PSP refused before doing anything (connection refused, 503 'not processed')."""
+
+    processed = False
+    code = "psp_unavailable"
+
+
+class PSPRateLimited(PSPUnavailable):
+    """429: not processed; try again after `retry_after_s`."""
+
+    code = "psp_rate_limited"
+
+
+class PSPServerError(PSPOutage):
+    """A 5xx that may have come after processing: outcome unknown."""
+
+    code = "psp_server_error"
+
+    def __init__(self, message: str, *, status_code: int, processed: bool | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.processed = processed
+
+
+class PSPRejected(Exception):
+    """A 4xx other than 429 for a request we built: a bug or a mismatch, never retried blindly."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class PSPPort(ABC):
+    """What the application needs from a Payment Service Provider."""
+
+    @abstractmethod
+    def authorize(self, request: AuthorizeRequest) -> PSPResult:
+        """Authorize (and capture, if `request.capture`) a payment, idempotent by key."""
+
+    @abstractmethod
+    def capture(self, request: FollowUpRequest) -> PSPResult:
+        """Capture `amount` of an authorized payment."""
+
+    @abstractmethod
+    def void(self, request: FollowUpRequest) -> PSPResult:
+        """Release an authorization that will not be captured."""
+
+    @abstractmethod
+    def refund(self, request: FollowUpRequest) -> PSPResult:
+        """Refund `amount` of a captured payment."""
+
+    @abstractmethod
+    def inquire(self, idempotency_key: str) -> PSPResult | None:
+        """What became of the request sent with this key; None if it never arrived."""

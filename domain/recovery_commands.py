@@ -1,0 +1,78 @@
+"""The recovery worker's commands: each a thin get -> act -> save over the application.
+
+PSP calls go through PaymentsApp.send, so the write-ahead rule holds for them too: a resend,
+void, refund or capture is recorded as requested before the PSP hears of it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from uuid import UUID
+
+from domain.application import PaymentsApp, Written
+from domain.calls import CallKind, PspCall, Purpose
+from domain.order import PaymentOrder
+from domain.psp import PSPOutage
+
+
+class RecoveryCommands:
+    """What the recovery worker may do to an order."""
+
+    def __init__(self, app: PaymentsApp) -> None:
+        self.app = app
+
+    def inquire(self, order_id: UUID, kind: CallKind, number: int) -> Written:
+        """Ask the PSP what became of a call, record it, and resend if it never arrived."""
+        order = self.app.get_order(order_id)
+        call = order.call(kind, number)
+        if not (call.in_flight or call.awaits_reconciliation):
+            return Written(order)
+        try:
+            found = self.app.psp.inquire(call.psp_key)
+        except PSPOutage as outage:
+            return self.app.change(order_id, partial(self._inquiry_failed, kind, number, outage))
+        written = self.app.change(
+            order_id,
+            lambda o: self.app.recovery.after_inquiry(
+                o, o.call(kind, number), found, self.app.clock()
+            ),
+        )
+        return self.resend(order_id, kind, number) if written.result else written
+
+    def _inquiry_failed(
+        self, kind: CallKind, number: int, outage: PSPOutage, order: PaymentOrder
+    ) -> None:
+        self.app.recovery.after_failed_inquiry(
+            order, order.call(kind, number), outage, self.app.clock()
+        )
+
+    def resend(self, order_id: UUID, kind: CallKind, number: int) -> Written:
+        """Send again, with the same PSP key, a call known not to have been processed."""
+        written = self.app.change(order_id, lambda o: o.resend(kind, number, self.app.clock()))
+        return self.app.send(written.order, written.result)
+
+    def expire(self, order_id: UUID) -> Written:
+        """Close a checkout whose session ended without success."""
+        return self.app.change(order_id, lambda o: o.expire(self.app.clock()))
+
+    def void_unused(self, order_id: UUID, attempt: int) -> Written:
+        """Compensate: release an authorization the order will never capture."""
+        written = self.app.change(order_id, lambda o: o.request_void(attempt, self.app.clock()))
+        return self.app.send(written.order, written.result)
+
+    def refund_unused(self, order_id: UUID) -> Written:
+        """Compensate: give back money captured for an order that closed without it."""
+
+        def refund_rest(order: PaymentOrder) -> PspCall:
+            rest = sum(s.gross for s in order.remaining_refundable())
+            return order.request_refund(rest, self.app.clock(), Purpose.COMPENSATION)
+
+        written = self.app.change(order_id, refund_rest)
+        return self.app.send(written.order, written.result)
+
+    def finish_capture(self, order_id: UUID) -> Written:
+        """An automatic-capture order the PSP only authorized: capture it now."""
+        written = self.app.change(
+            order_id, lambda o: o.request_capture(None, self.app.clock(), Purpose.AUTO_CAPTURE)
+        )
+        return self.app.send(written.order, written.result)

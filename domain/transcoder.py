@@ -1,0 +1,38 @@
+"""The event store's JSON, decoded with orjson.
+
+Events are written exactly as the library writes them (its `JSONTranscoder`, so any
+eventsourcing tool reads our store). Reading is where the time goes (every projection batch,
+every audit, every aggregate load), and there orjson parses the same bytes about three times
+faster than `json`. The library's object hook (`{"_type_": …, "_data_": …}` back to a
+datetime, UUID or Decimal) is then applied bottom-up, as `json` would apply it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder
+
+
+class OrjsonTranscoder(JSONTranscoder):
+    """`JSONTranscoder` whose `decode` parses with orjson; `encode` is the library's."""
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:  # let the library raise its own error
+            return super().decode(data)
+        return self._revive(parsed)
+
+    def _revive(self, value: Any) -> Any:
+        if type(value) is dict:
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    value[key] = self._revive(item)
+            if len(value) == 2 and "_type_" in value:  # the library's hook checks the rest
+                return self._decode_obj(value)
+            return value
+        if type(value) is list:
+            return [self._revive(v) if type(v) is dict or type(v) is list else v for v in value]
+        return value
