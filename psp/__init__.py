@@ -1,0 +1,1 @@
+"""PSP adapters (the HTTP client) and the PSP simulator with fault injection."""

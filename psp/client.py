@@ -1,0 +1,147 @@
+"""The PSP adapter over HTTP (httpx): our ids in, a frozen PSPResult out.
+
+It tells apart what matters for safety: a decline (a result), a refusal that surely
+processed nothing (connection refused, 503 marked not-processed, 429), and everything
+whose outcome is unknown (timeouts, dropped connections, other 5xx), which must be
+inquired before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from domain.psp import (
+    AuthorizeRequest,
+    FollowUpRequest,
+    PSPConnectionLost,
+    PSPPort,
+    PSPRateLimited,
+    PSPRejected,
+    PSPResult,
+    PSPServerError,
+    PSPStatus,
+    PSPTimeout,
+    PSPUnavailable,
+)
+
+
+def map_status(status: str) -> PSPStatus:
+    """The one place a PSP status string becomes ours (partial refunds are refunds)."""
+    if status == "partially_refunded":
+        return PSPStatus.REFUNDED
+    return PSPStatus(status)
+
+
+class HttpPSP(PSPPort):
+    """Talks to a PSP that speaks the simulator's contract."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        *,
+        max_connections: int = 100,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)),
+            limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def authorize(self, request: AuthorizeRequest) -> PSPResult:
+        body = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "payment_method": request.payment_method,
+            "capture": request.capture,
+            "reference": request.reference,
+        }
+        return self._post("/v1/payments", body, request.idempotency_key)
+
+    def capture(self, request: FollowUpRequest) -> PSPResult:
+        path = f"/v1/payments/{request.psp_reference}/capture"
+        return self._post(path, {"amount": request.amount}, request.idempotency_key)
+
+    def void(self, request: FollowUpRequest) -> PSPResult:
+        return self._post(f"/v1/payments/{request.psp_reference}/void", {}, request.idempotency_key)
+
+    def refund(self, request: FollowUpRequest) -> PSPResult:
+        path = f"/v1/payments/{request.psp_reference}/refunds"
+        return self._post(path, {"amount": request.amount}, request.idempotency_key)
+
+    def inquire(self, idempotency_key: str) -> PSPResult | None:
+        response = self._send("GET", "/v1/payments", params={"idempotency_key": idempotency_key})
+        if response.status_code == 404:
+            return None
+        return _result(_checked(response))
+
+    def _post(self, path: str, body: dict[str, Any], key: str) -> PSPResult:
+        response = self._send("POST", path, json=body, headers={"Idempotency-Key": key})
+        return _result(_checked(response))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise PSPUnavailable(f"could not reach the PSP: {type(error).__name__}") from error
+        except httpx.TimeoutException as error:
+            raise PSPTimeout(f"the PSP did not answer in time: {type(error).__name__}") from error
+        except httpx.HTTPError as error:
+            raise PSPConnectionLost(f"the connection dropped: {type(error).__name__}") from error
+
+
+def _checked(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a 2xx, or the exception that says what kind of failure it was."""
+    status = response.status_code
+    if status < 300:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return body
+        raise PSPServerError("the PSP answered with a malformed body", status_code=status)
+    if status == 429:
+        raise PSPRateLimited("the PSP is rate limiting", retry_after_s=_retry_after(response))
+    error = _error_body(response)
+    if status >= 500 and error.get("processed") is False:
+        raise PSPUnavailable(f"HTTP {status}: {error.get('type', 'unavailable')}")
+    if status >= 500:
+        raise PSPServerError(f"HTTP {status}: {error.get('type', 'error')}", status_code=status)
+    raise PSPRejected(
+        f"{error.get('type', 'rejected')}: {error.get('message', '')}", status_code=status
+    )
+
+
+def _result(body: dict[str, Any]) -> PSPResult:
+    try:
+        return PSPResult(
+            psp_reference=str(body["id"]),
+            status=map_status(str(body["status"])),
+            amount=int(body["amount"]),
+            currency=str(body["currency"]),
+            decline_code=body.get("decline_code"),
+            decline_message=body.get("decline_message"),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise PSPServerError("the PSP answered with a malformed body", status_code=200) from error
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None

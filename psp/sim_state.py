@@ -1,0 +1,243 @@
+"""What the simulated PSP really did: payments, idempotency records and the events to notify.
+
+Pure, synchronous bookkeeping; the HTTP layer (psp/simulator.py) adds faults and webhooks.
+Every request is idempotent by its key: the same key with the same body gets the stored
+response (with no second charge), with another body a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DECLINES = {
+    "pm_card_declined": ("card_declined", "The card was declined."),
+    "pm_card_insufficient_funds": ("insufficient_funds", "The card has insufficient funds."),
+}
+PROCESSING_TOKEN = "pm_card_processing"  # noqa: S105 - a test card token, not a secret
+
+
+class SimError(Exception):
+    """A request the PSP refuses with a 4xx."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class SimPayment:
+    id: str
+    idempotency_key: str
+    reference: str
+    amount: int
+    currency: str
+    payment_method: str
+    capture: bool
+    auth_status: str
+    status: str
+    decline_code: str | None = None
+    decline_message: str | None = None
+    captured_amount: int = 0
+    refunded_amount: int = 0
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Record:
+    """One processed request: replays of its key answer with `body`."""
+
+    operation: str
+    fingerprint: str
+    payment_id: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Notice:
+    """A webhook the PSP owes the merchant."""
+
+    type: str
+    payment_id: str
+    idempotency_key: str
+    operation: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any]
+    notices: list[Notice]
+    processing: str | None = None
+    """The id of a payment that answered 'processing' and will be resolved later."""
+
+
+class SimulatedPSP:
+    """The simulator's books."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, SimPayment] = {}
+        self.records: dict[str, Record] = {}
+
+    def authorize(self, key: str, request: dict[str, Any], *, mismatch: bool = False) -> Outcome:
+        """Create a payment for the request (once per key)."""
+        replay = self._replay(key, "authorize", request)
+        if replay:
+            return replay
+        amount = request["amount"] + (1 if mismatch else 0)
+        payment = SimPayment(
+            id=_new_id("pay"),
+            idempotency_key=key,
+            reference=request["reference"],
+            amount=amount,
+            currency=request["currency"],
+            payment_method=request["payment_method"],
+            capture=request["capture"],
+            auth_status="",
+            status="",
+        )
+        self._decide(payment)
+        self.payments[payment.id] = payment
+        return self._record(
+            key, "authorize", request, payment, _view(payment, "authorize", amount, key)
+        )
+
+    def capture(self, key: str, payment_id: str, request: dict[str, Any]) -> Outcome:
+        """Capture an authorized payment, in full or in part (once)."""
+        replay = self._replay(key, "capture", request | {"payment": payment_id})
+        if replay:
+            return replay
+        payment = self._payment(payment_id, allowed=("authorized",))
+        amount = request.get("amount") or payment.amount
+        if not 1 <= amount <= payment.amount:
+            raise SimError(400, "invalid_amount", "capture amount out of range")
+        payment.status, payment.captured_amount = "captured", amount
+        view = _view(payment, "capture", amount, key)
+        return self._record(key, "capture", request | {"payment": payment_id}, payment, view)
+
+    def void(self, key: str, payment_id: str, request: dict[str, Any]) -> Outcome:
+        """Release an authorization."""
+        replay = self._replay(key, "void", request | {"payment": payment_id})
+        if replay:
+            return replay
+        payment = self._payment(payment_id, allowed=("authorized",))
+        payment.status = "voided"
+        view = _view(payment, "void", payment.amount, key)
+        return self._record(key, "void", request | {"payment": payment_id}, payment, view)
+
+    def refund(self, key: str, payment_id: str, request: dict[str, Any]) -> Outcome:
+        """Refund part of what was captured."""
+        replay = self._replay(key, "refund", request | {"payment": payment_id})
+        if replay:
+            return replay
+        payment = self._payment(payment_id, allowed=("captured", "partially_refunded"))
+        amount = request["amount"]
+        if not 1 <= amount <= payment.captured_amount - payment.refunded_amount:
+            raise SimError(400, "invalid_amount", "refund amount out of range")
+        payment.refunded_amount += amount
+        full = payment.refunded_amount == payment.captured_amount
+        payment.status = "refunded" if full else "partially_refunded"
+        refund = {"id": _new_id("re"), "amount": amount, "idempotency_key": key}
+        payment.refunds.append(refund)
+        view = _view(payment, "refund", amount, key) | {"id": refund["id"], "payment": payment.id}
+        view["status"] = "refunded"
+        return self._record(key, "refund", request | {"payment": payment_id}, payment, view)
+
+    def inquire(self, key: str) -> dict[str, Any] | None:
+        """What became of the request sent with `key`; None if it never arrived."""
+        record = self.records.get(key)
+        return None if record is None else record.body
+
+    def resolve_processing(self, payment_id: str) -> list[Notice]:
+        """The bank answered: a processing payment becomes authorized (or captured)."""
+        payment = self.payments[payment_id]
+        if payment.auth_status != "processing":
+            return []
+        final = "captured" if payment.capture else "authorized"
+        payment.auth_status = payment.status = final
+        payment.captured_amount = payment.amount if payment.capture else 0
+        record = self.records[payment.idempotency_key]
+        record.body = _view(payment, "authorize", payment.amount, payment.idempotency_key)
+        return [
+            Notice(
+                f"payment.{final}", payment.id, payment.idempotency_key, "authorize", record.body
+            )
+        ]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every payment as the PSP sees it, for double-charge checks."""
+        return [asdict(p) for p in self.payments.values()]
+
+    def _decide(self, payment: SimPayment) -> None:
+        token = payment.payment_method
+        if token in DECLINES:
+            payment.auth_status = payment.status = "declined"
+            payment.decline_code, payment.decline_message = DECLINES[token]
+        elif token == PROCESSING_TOKEN:
+            payment.auth_status = payment.status = "processing"
+        elif token.startswith("pm_card_"):
+            payment.auth_status = payment.status = "captured" if payment.capture else "authorized"
+            payment.captured_amount = payment.amount if payment.capture else 0
+        else:
+            payment.auth_status = payment.status = "declined"
+            payment.decline_code = "invalid_payment_method"
+            payment.decline_message = "The payment method is not known to the PSP."
+
+    def _payment(self, payment_id: str, allowed: tuple[str, ...]) -> SimPayment:
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            raise SimError(404, "no_such_payment", "no such payment")
+        if payment.status not in allowed:
+            raise SimError(409, "invalid_state", f"the payment is {payment.status}")
+        return payment
+
+    def _replay(self, key: str, operation: str, request: dict[str, Any]) -> Outcome | None:
+        record = self.records.get(key)
+        if record is None:
+            return None
+        if record.operation != operation or record.fingerprint != _fingerprint(request):
+            raise SimError(409, "idempotency_key_reused", "key reused with other parameters")
+        return Outcome(record.body, [])
+
+    def _record(
+        self,
+        key: str,
+        operation: str,
+        request: dict[str, Any],
+        payment: SimPayment,
+        body: dict[str, Any],
+    ) -> Outcome:
+        self.records[key] = Record(operation, _fingerprint(request), payment.id, body)
+        if body["status"] == "processing":
+            return Outcome(body, [], processing=payment.id)
+        return Outcome(
+            body, [Notice(f"payment.{body['status']}", payment.id, key, operation, body)]
+        )
+
+
+def _view(payment: SimPayment, operation: str, amount: int, key: str) -> dict[str, Any]:
+    status = payment.auth_status if operation == "authorize" else payment.status
+    return {
+        "id": payment.id,
+        "status": status,
+        "amount": amount,
+        "currency": payment.currency,
+        "reference": payment.reference,
+        "operation": operation,
+        "idempotency_key": key,
+        "decline_code": payment.decline_code,
+        "decline_message": payment.decline_message,
+    }
+
+
+def _fingerprint(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"

@@ -1,0 +1,194 @@
+"""The PSP simulator: a FastAPI app that behaves like a real PSP, faults included.
+
+Idempotent by `Idempotency-Key`; test tokens pm_card_visa (and any other pm_card_*)
+succeed, pm_card_declined / pm_card_insufficient_funds decline, pm_card_processing answers
+`processing` and reports the result by webhook. `/_control/*` sets faults, lists what the
+PSP really did, and resets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
+
+from psp.faults import FaultPlan, FaultSettings
+from psp.sim_state import Notice, Outcome, SimError, SimulatedPSP
+from psp.webhook_sender import WebhookSender
+
+Key = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int = Field(ge=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    payment_method: str = Field(min_length=1, max_length=200)
+    capture: bool = True
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class AmountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int | None = Field(default=None, ge=1)
+
+
+class DroppedResponse(Response):
+    """Starts a response, sends part of it, and ends: the client sees the connection drop."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"id": "pay_', "more_body": True})
+
+
+class Simulator:
+    """The simulator's state, faults and webhook delivery, shared by its routes."""
+
+    def __init__(self, sender: WebhookSender, webhooks: Literal["all", "async"]) -> None:
+        self.books = SimulatedPSP()
+        self.plan = FaultPlan(FaultSettings())
+        self.sender = sender
+        self.webhooks = webhooks
+
+    async def handle(self, operation: Callable[[], Outcome]) -> Response:
+        """Run one PSP request through the fault plan."""
+        fault = self.plan.next_fault()
+        await asyncio.sleep(self.plan.settings.latency_ms / 1000)
+        if fault in ("rate_limit", "error_before"):
+            return _refusal(fault, self.plan.settings.retry_after_s)
+        try:
+            outcome = operation()
+        except SimError as error:
+            return _error(error.status, error.code, error.message)
+        self.notify(outcome)
+        if fault == "timeout":
+            await asyncio.sleep(self.plan.settings.hang_ms / 1000)
+        elif fault == "lost_response":
+            return DroppedResponse()
+        elif fault == "error_after":
+            return _error(500, "internal_error", "something went wrong")
+        return JSONResponse(outcome.body)
+
+    async def inquire(self, key: str) -> Response:
+        fault = self.plan.next_fault(inquiry=True)
+        await asyncio.sleep(self.plan.settings.latency_ms / 1000)
+        if fault in ("rate_limit", "error_before"):
+            return _refusal(fault, self.plan.settings.retry_after_s)
+        if fault == "timeout":
+            await asyncio.sleep(self.plan.settings.hang_ms / 1000)
+        body = self.books.inquire(key)
+        if body is None:
+            return _error(404, "not_found", "no request with that idempotency key")
+        return JSONResponse(body)
+
+    @property
+    def webhook_events(self) -> str:
+        return self.plan.settings.webhook_events or self.webhooks
+
+    def notify(self, outcome: Outcome) -> None:
+        """Schedule webhooks for what just happened (and resolve a processing payment later)."""
+        if self.webhook_events == "all":
+            for notice in outcome.notices:
+                self._deliver(notice)
+        if outcome.processing:
+            self.sender.spawn(self._resolve_later(outcome.processing))
+
+    async def _resolve_later(self, payment_id: str) -> None:
+        await asyncio.sleep(self.plan.webhook_delay_s())
+        for notice in self.books.resolve_processing(payment_id):
+            if self.webhook_events != "none":
+                self._deliver(notice)
+
+    def _deliver(self, notice: Notice) -> None:
+        copies = 2 if self.plan.duplicate_webhook() else 1
+        self.sender.send(notice, copies=copies, delay_s=self.plan.webhook_delay_s)
+
+
+def create_simulator(
+    webhook_url: str | None = None,
+    webhook_secret: str = "",
+    webhooks: Literal["all", "async"] = "all",
+) -> FastAPI:
+    """The simulator app; webhooks go to `webhook_url`, signed with `webhook_secret`."""
+    sim = Simulator(WebhookSender(webhook_url, webhook_secret), webhooks)
+    app = FastAPI(title="PSP simulator", docs_url=None, redoc_url=None)
+    app.state.simulator = sim
+    _payment_routes(app, sim)
+    _control_routes(app, sim)
+    return app
+
+
+def _payment_routes(app: FastAPI, sim: Simulator) -> None:
+    @app.post("/v1/payments")
+    async def create_payment(body: PaymentIn, key: Key) -> Response:
+        mismatch = sim.plan.mismatch()
+        return await sim.handle(
+            lambda: sim.books.authorize(key, body.model_dump(), mismatch=mismatch)
+        )
+
+    @app.post("/v1/payments/{payment_id}/capture")
+    async def capture(payment_id: str, key: Key, body: AmountIn | None = None) -> Response:
+        request = (body or AmountIn()).model_dump(exclude_none=True)
+        return await sim.handle(lambda: sim.books.capture(key, payment_id, request))
+
+    @app.post("/v1/payments/{payment_id}/void")
+    async def void(payment_id: str, key: Key) -> Response:
+        return await sim.handle(lambda: sim.books.void(key, payment_id, {}))
+
+    @app.post("/v1/payments/{payment_id}/refunds")
+    async def refund(payment_id: str, key: Key, body: AmountIn) -> Response:
+        if body.amount is None:
+            return _error(400, "invalid_amount", "a refund needs an amount")
+        request = {"amount": body.amount}
+        return await sim.handle(lambda: sim.books.refund(key, payment_id, request))
+
+    @app.get("/v1/payments")
+    async def inquire(idempotency_key: Annotated[str, Query(min_length=1)]) -> Response:
+        return await sim.inquire(idempotency_key)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+
+def _control_routes(app: FastAPI, sim: Simulator) -> None:
+    @app.put("/_control/faults")
+    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
+        sim.plan = FaultPlan(settings, injected=sim.plan.injected)
+        return settings.model_dump()
+
+    @app.get("/_control/faults")
+    async def get_faults() -> dict[str, Any]:
+        injected = dict(sim.plan.injected) | {"webhooks_sent": sim.sender.sent}
+        return {"settings": sim.plan.settings.model_dump(), "injected": injected}
+
+    @app.get("/_control/payments")
+    async def payments() -> dict[str, Any]:
+        return {"payments": sim.books.snapshot()}
+
+    @app.post("/_control/reset")
+    async def reset() -> dict[str, str]:
+        sim.books = SimulatedPSP()
+        sim.plan = FaultPlan(FaultSettings())
+        return {"status": "reset"}
+
+
+def _refusal(fault: str, retry_after_s: int) -> Response:
+    if fault == "rate_limit":
+        response = _error(429, "rate_limited", "too many requests")
+        response.headers["Retry-After"] = str(retry_after_s)
+        return response
+    response = _error(503, "unavailable", "temporarily unavailable; nothing was processed")
+    return response
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    processed = False if status in (429, 503) else None
+    body = {"error": {"type": code, "message": message, "processed": processed}}
+    return JSONResponse(body, status_code=status)
