@@ -1,0 +1,63 @@
+"""What a projection is: named tables, fed batches of order changes inside one transaction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from uuid import UUID
+
+from domain.order import PaymentOrder
+from projections.store import Tx
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """One order touched by a batch: its state after the batch, and the batch's events."""
+
+    order_id: UUID
+    order: PaymentOrder
+    events: tuple[tuple[int, Any], ...]
+    """(log position, domain event) pairs, in order."""
+
+    @property
+    def last_position(self) -> int:
+        return self.events[-1][0]
+
+    def after(self, position: int) -> OrderChange | None:
+        """The part of this change a projection at `position` has not applied yet."""
+        events = tuple(e for e in self.events if e[0] > position)
+        return OrderChange(self.order_id, self.order, events) if events else None
+
+
+class Projection(ABC):
+    """A read model. Its tables are named in `tables`; `suffix` addresses a rebuild's copy."""
+
+    name: ClassVar[str]
+    tables: ClassVar[dict[str, str]]
+    """Table name -> its CREATE statements (with {table} for the name), ';'-separated."""
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+
+    @property
+    def position_name(self) -> str:
+        """Its row in projection_positions (a rebuild's copy has its own)."""
+        return self.name + self.suffix
+
+    def t(self, table: str) -> str:
+        """The physical name of one of this projection's tables."""
+        return table + self.suffix
+
+    def create_statements(self) -> list[str]:
+        statements = []
+        for table, ddl in self.tables.items():
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    statements.append(statement.replace("{table}", self.t(table)).strip())
+        return statements
+
+    @abstractmethod
+    def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
+        """Apply a batch of changes (all new to this projection) within `tx`."""

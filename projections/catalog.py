@@ -1,0 +1,41 @@
+"""The read models this service keeps, and creating their tables."""
+
+from __future__ import annotations
+
+from domain.worklist import Timing
+from projections.base import Projection
+from projections.failures import FailuresProjection
+from projections.ledger import LedgerProjection
+from projections.orders import OrdersProjection
+from projections.store import Database
+from projections.work_queue import WorkQueueProjection
+
+
+def all_projections(timing: Timing, suffix: str = "") -> list[Projection]:
+    """One instance of each read model (`suffix` names a rebuild's tables)."""
+    return [
+        OrdersProjection(suffix),
+        FailuresProjection(suffix),
+        LedgerProjection(suffix),
+        WorkQueueProjection(timing, suffix),
+    ]
+
+
+NAMES = ("orders", "failures", "ledger", "work_queue")
+
+
+def create_tables(db: Database, projections: list[Projection]) -> None:
+    """Create read-model tables and start each projection at position 0 (idempotent)."""
+    with db.transaction() as tx:
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS projection_positions "
+            "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+        )
+        for projection in projections:
+            for statement in projection.create_statements():
+                tx.execute(statement)
+        tx.executemany(
+            "INSERT INTO projection_positions (name, position) VALUES (%s, 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            [(p.name + p.suffix,) for p in projections],
+        )

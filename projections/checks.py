@@ -1,0 +1,222 @@
+"""The audit's checks: invariants of each replayed order, and read models against the replay."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from domain.ledger import postings_for
+from domain.order import PaymentOrder
+from domain.worklist import Work
+from projections.base import OrderChange
+from projections.failures import failure_of
+from projections.orders import attempt_rows, order_row
+from projections.store import Database, Tx
+
+if TYPE_CHECKING:
+    from projections.audit import Report
+
+_SUCCESSES = {"Authorized", "Captured", "Voided", "Refunded"}
+
+
+def rebuild(events: Sequence[Any]) -> PaymentOrder:
+    order: Any = None
+    for event in events:
+        order = event.mutate(order)
+    if not isinstance(order, PaymentOrder):
+        raise LookupError("the history does not start with Placed")
+    return order
+
+
+def audit_history(
+    order_id: UUID, history: list[tuple[int, Any]], order: PaymentOrder, report: Report
+) -> None:
+    """Invariants every order must satisfy, whatever the read models say; `order` is the
+    history replayed."""
+    events = [e for _, e in history]
+    versions = [e.originator_version for e in events]
+    report.checked["version_order"] += 1
+    if versions != list(range(1, len(versions) + 1)):
+        report.violate("version_order", order_id, f"versions {versions[:10]}...")
+    positions = [p for p, _ in history]
+    report.checked["log_order"] += 1
+    if positions != sorted(positions):
+        report.violate("log_order", order_id, "a later version was logged before an earlier one")
+    _check_order(order_id, order, report)
+    _check_postings(order_id, order.currency, events, report)
+    _check_psp_keys(order_id, events, report)
+
+
+def _check_order(order_id: UUID, order: PaymentOrder, report: Report) -> None:
+    report.checked["split_sums"] += 1
+    if sum(s.gross for s in order.splits) != order.amount or any(
+        s.platform_fee + s.payout != s.gross for s in order.splits
+    ):
+        report.violate("split_sums", order_id, "the split does not sum to the amount")
+    for call in order.calls():
+        declined = getattr(call, "status", None) == "declined"
+        if call.failed or declined:
+            report.checked["failure_reasons"] += 1
+            if not (call.failure_code and call.failure_message):
+                report.violate(
+                    "failure_reasons", order_id, f"{call.kind} {call.number} has no reason"
+                )
+    report.checked["refunds_within_captures"] += 1
+    for captured, refunded in zip(order.captured, order.refunded, strict=True):
+        if refunded.gross > captured.gross or refunded.payout > captured.payout:
+            report.violate("refunds_within_captures", order_id, f"seller {captured.seller_id}")
+
+
+def _check_postings(order_id: UUID, currency: str, events: list[Any], report: Report) -> None:
+    for event in events:
+        postings = postings_for(event, currency)
+        if not postings:
+            continue
+        report.checked["posting_sets_zero"] += 1
+        if sum(p.amount for p in postings) != 0:
+            report.violate("posting_sets_zero", order_id, f"version {event.originator_version}")
+        for posting in postings:
+            report.ledger[posting.account, posting.currency] += posting.amount
+
+
+def _check_psp_keys(order_id: UUID, events: list[Any], report: Report) -> None:
+    """No PSP call (one idempotency key) succeeds twice."""
+    successes: Counter[tuple[str, int]] = Counter()
+    for event in events:
+        name = type(event).__name__
+        if name not in _SUCCESSES:
+            continue
+        operation = getattr(event, "operation", None)
+        key = ("authorize", event.attempt) if operation is None else ("operation", operation)
+        successes[key] += 1
+    report.checked["psp_key_once"] += len(successes)
+    for key, count in successes.items():
+        if count > 1:
+            report.violate("psp_key_once", order_id, f"{key[0]} {key[1]} succeeded {count} times")
+
+
+@dataclass
+class ReadModels:
+    """The read-model rows of one chunk of orders."""
+
+    orders: dict[str, tuple[Any, ...]]
+    attempts: dict[str, list[tuple[Any, ...]]]
+    work: dict[str, tuple[float, str]]
+    ledger: dict[str, list[tuple[Any, ...]]]
+    failures: dict[str, list[tuple[Any, ...]]]
+
+    @classmethod
+    def load(cls, db: Database, tx: Tx, order_ids: list[str]) -> ReadModels:
+        fragment, params = db.in_list(order_ids)
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            return tx.execute(sql.format(fragment=fragment), params)
+
+        return cls(
+            orders={r[0]: r for r in rows("SELECT * FROM order_view WHERE order_id {fragment}")},
+            attempts=_grouped(
+                rows(
+                    "SELECT order_id, number, status, failure_code, updated_at FROM attempt_view "
+                    "WHERE order_id {fragment} ORDER BY order_id, number"
+                )
+            ),
+            work={
+                r[0]: (float(r[1]), r[2])
+                for r in rows(
+                    "SELECT order_id, due_at, task FROM work_queue WHERE order_id {fragment}"
+                )
+            },
+            ledger=_grouped(
+                rows(
+                    "SELECT order_id, version, line, account, currency, amount FROM ledger_entries "
+                    "WHERE order_id {fragment} ORDER BY order_id, version, line"
+                )
+            ),
+            failures=_grouped(
+                rows(
+                    "SELECT order_id, version, kind, event, number, code, message FROM failure_log "
+                    "WHERE order_id {fragment} ORDER BY order_id, version"
+                )
+            ),
+        )
+
+    def check_order(self, order_id: UUID, expected: PaymentOrder | None, report: Report) -> None:
+        report.checked["order_rows"] += 1
+        key = str(order_id)
+        row = self.orders.get(key)
+        if expected is None:
+            if row is not None:
+                report.violate("order_rows", order_id, "a row for events not yet projected")
+            return
+        report.expected_rows += 1
+        change = OrderChange(order_id, expected, ())
+        if row is None or _row(row) != _row(order_row(change)):
+            report.violate("order_rows", order_id, "the order_view row differs from the replay")
+        if [tuple(r) for r in self.attempts.get(key, [])] != attempt_rows(change):
+            report.violate("order_rows", order_id, "the attempt_view rows differ from the replay")
+
+    def check_work(self, order_id: UUID, expected: Work | None, report: Report) -> None:
+        report.checked["work_queue"] += 1
+        row = self.work.get(str(order_id))
+        wanted = (expected.due_at.timestamp(), expected.task.value) if expected else None
+        if row != wanted:
+            report.violate("work_queue", order_id, f"queue has {row}, replay says {wanted}")
+
+    def check_ledger(
+        self, order_id: UUID, events: list[tuple[int, Any]], currency: str, report: Report
+    ) -> None:
+        expected = []
+        for _, event in events:
+            for line, p in enumerate(postings_for(event, currency)):
+                expected.append(
+                    (str(order_id), event.originator_version, line, p.account, p.currency, p.amount)
+                )
+                report.projected_ledger[p.account, p.currency] += p.amount
+        report.checked["ledger_entries"] += 1
+        if [tuple(r) for r in self.ledger.get(str(order_id), [])] != expected:
+            report.violate("ledger_entries", order_id, "ledger entries differ from the replay")
+
+    def check_failures(self, order_id: UUID, events: list[tuple[int, Any]], report: Report) -> None:
+        expected = []
+        for _, event in events:
+            failure = failure_of(event)
+            if failure:
+                expected.append((str(order_id), event.originator_version, *failure))
+        report.checked["failure_log"] += 1
+        if [tuple(r) for r in self.failures.get(str(order_id), [])] != expected:
+            report.violate("failure_log", order_id, "the failure log differs from the replay")
+
+
+def compare_balances(tx: Tx, report: Report) -> None:
+    rows = tx.execute("SELECT account, currency, balance FROM ledger_balances")
+    stored = {(a, c): int(b) for a, c, b in rows if int(b)}
+    expected = {k: v for k, v in report.projected_ledger.items() if v}
+    report.checked["ledger_balances"] += 1
+    if stored != expected:
+        report.violate("ledger_balances", "-", f"balances {stored} != replayed {expected}")
+
+
+def orphan_rows(tx: Tx, db: Database, report: Report) -> None:
+    """Rows for orders the store does not have."""
+    count = int(tx.execute("SELECT COUNT(*) FROM order_view")[0][0])
+    report.checked["orphan_rows"] += 1
+    if count != report.expected_rows:
+        report.violate(
+            "orphan_rows", "-", f"order_view has {count} rows, the replay {report.expected_rows}"
+        )
+
+
+def _grouped(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        grouped[row[0]].append(row)
+    return grouped
+
+
+def _row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An order_view row with its document parsed (key order and spacing do not matter)."""
+    return (*row[:-1], json.loads(row[-1]))

@@ -1,0 +1,95 @@
+"""The failure dashboard's and the ledger's queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.store import Database
+
+HOUR = 3600
+
+
+def failures(db: Database, now: float, window_s: float, stuck_after_s: float) -> dict[str, Any]:
+    """Failures by code and by hour over the window, attempts by status, stuck orders and the
+    manual-review queue."""
+    since = now - window_s
+    with db.read() as tx:
+        by_code = tx.execute(
+            "SELECT code, COUNT(*) FROM failure_log WHERE at >= %s GROUP BY code "
+            "ORDER BY COUNT(*) DESC, code",
+            (since,),
+        )
+        by_hour = tx.execute(
+            f"SELECT {db.bucket('at', HOUR)} AS hour, code, COUNT(*) FROM failure_log "  # noqa: S608
+            "WHERE at >= %s GROUP BY hour, code ORDER BY hour, code",
+            (since,),
+        )
+        attempts = tx.execute(
+            "SELECT status, COUNT(*) FROM attempt_view GROUP BY status ORDER BY status"
+        )
+        stuck = tx.execute(
+            "SELECT order_id, buyer_id, amount, currency, updated_at FROM order_view "
+            "WHERE status = 'processing' AND updated_at < %s ORDER BY updated_at LIMIT 100",
+            (now - stuck_after_s,),
+        )
+        review = tx.execute(
+            "SELECT order_id, buyer_id, amount, currency, review_reason, updated_at "
+            "FROM order_view WHERE review_reason IS NOT NULL ORDER BY updated_at LIMIT 100"
+        )
+    return {
+        "failures_by_code": [{"code": c, "count": n} for c, n in by_code],
+        "failures_by_hour": [{"hour": float(h), "code": c, "count": n} for h, c, n in by_hour],
+        "attempts_by_status": [{"status": s, "count": n} for s, n in attempts],
+        "stuck_processing": [_order(r) for r in stuck],
+        "manual_review": [_order(r[:4] + r[5:]) | {"reason": r[4]} for r in review],
+    }
+
+
+def psp_health(db: Database, now: float, window_s: float) -> list[dict[str, Any]]:
+    """PSP timeouts and errors per minute over the last minutes."""
+    with db.read() as tx:
+        rows = tx.execute(
+            f"SELECT {db.bucket('at', 60)} AS minute, code, COUNT(*) FROM failure_log "  # noqa: S608
+            "WHERE at >= %s AND code LIKE 'psp_%%' GROUP BY minute, code ORDER BY minute, code",
+            (now - window_s,),
+        )
+    return [{"minute": float(m), "code": c, "count": n} for m, c, n in rows]
+
+
+def _order(row: tuple[Any, ...]) -> dict[str, Any]:
+    order_id, buyer_id, amount, currency, updated_at = row
+    return {
+        "order_id": order_id,
+        "buyer_id": buyer_id,
+        "amount": amount,
+        "currency": currency,
+        "since": updated_at,
+    }
+
+
+def balances(db: Database) -> list[dict[str, Any]]:
+    with db.read() as tx:
+        rows = tx.execute(
+            "SELECT account, currency, balance FROM ledger_balances ORDER BY account, currency"
+        )
+    return [{"account": a, "currency": c, "balance": b} for a, c, b in rows]
+
+
+Cursor = tuple[float, str, int, int]
+
+
+def entries(db: Database, account: str, limit: int, after: Cursor | None) -> list[dict[str, Any]]:
+    """An account's postings, oldest first, after the (at, order, version, line) cursor."""
+    where = "account = %s"
+    params: list[Any] = [account]
+    if after is not None:
+        where += " AND (at, order_id, version, line) > (%s, %s, %s, %s)"
+        params += list(after)
+    with db.read() as tx:
+        rows = tx.execute(
+            "SELECT at, order_id, version, line, currency, amount FROM ledger_entries "  # noqa: S608
+            f"WHERE {where} ORDER BY at, order_id, version, line LIMIT %s",
+            [*params, limit],
+        )
+    keys = ("at", "order_id", "version", "line", "currency", "amount")
+    return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -1,0 +1,78 @@
+"""The order as clients read it: one dict, built from the aggregate, stored by the read model.
+
+The API validates its responses from this shape, so the read model and a rebuild from the
+event store (time travel, read-your-writes) answer with the same document.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from domain.calls import Attempt
+from domain.cart import LineItem, SellerShare
+from domain.order import PaymentOrder
+
+
+def order_document(order: PaymentOrder) -> dict[str, Any]:
+    """JSON-ready view of an order."""
+    return {
+        "id": str(order.id),
+        "status": order.status.value,
+        "buyer_id": order.buyer_id,
+        "currency": order.currency,
+        "amount": order.amount,
+        "capture_method": order.capture_method,
+        "items": [_item(i) for i in order.items],
+        "splits": [_split(s) for s in order.splits],
+        "attempts": [_attempt(a) for a in order.attempts],
+        "captured_amount": order.captured_amount,
+        "refunded_amount": order.refunded_amount,
+        "expires_at": utc(order.expires_at),
+        "created_at": utc(order.created_on),
+        "updated_at": utc(order.modified_on),
+        "version": order.version,
+    }
+
+
+def order_json(order: PaymentOrder) -> str:
+    """The order's document as compact JSON: what the read model stores and the API sends."""
+    return orjson.dumps(order_document(order)).decode()
+
+
+def utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a 'Z', exactly as pydantic writes datetimes in responses, so a
+    stored document can be served as it is."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _item(item: LineItem) -> dict[str, Any]:
+    return {
+        "seller_id": item.seller_id,
+        "sku": item.sku,
+        "quantity": item.quantity,
+        "unit_amount": item.unit_amount,
+        "amount": item.amount,
+    }
+
+
+def _split(share: SellerShare) -> dict[str, Any]:
+    return {
+        "seller_id": share.seller_id,
+        "amount": share.gross,
+        "platform_fee": share.platform_fee,
+        "payout": share.payout,
+    }
+
+
+def _attempt(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "status": attempt.status.value,
+        "payment_method": attempt.payment_method,
+        "psp_reference": attempt.psp_reference,
+        "failure_code": attempt.failure_code,
+        "failure_message": attempt.failure_message,
+    }

@@ -1,0 +1,97 @@
+"""Reading the event store's notification log in batches, and rebuilding the orders touched.
+
+Each batch costs one query for the log and one for the full history of the orders it
+touches; every event is decoded once. Histories are cut at the batch's end so the state a
+projection sees is exactly the state at its new position.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.order import PaymentOrder
+from projections.base import OrderChange
+from projections.store import Database, Tx
+
+LogRow = tuple[int, UUID, int]
+
+
+class EventLog:
+    """The application's notification log, read with plain SQL."""
+
+    def __init__(self, db: Database, mapper: Mapper[UUID]) -> None:
+        self.db = db
+        self.mapper = mapper
+        sqlite = db.dialect == "sqlite"
+        self._position = "rowid" if sqlite else "notification_id"
+        self._hex_ids = sqlite
+
+    def head(self, tx: Tx) -> int:
+        """The position of the newest event (0 when empty)."""
+        return self.head_of(self.db, tx)
+
+    @staticmethod
+    def head_of(db: Database, tx: Tx) -> int:
+        column = "rowid" if db.dialect == "sqlite" else "notification_id"
+        rows = tx.execute(f"SELECT MAX({column}) FROM {db.events_table}")  # noqa: S608
+        return int(rows[0][0] or 0)
+
+    def read(self, tx: Tx, after: int, limit: int) -> list[LogRow]:
+        """(position, order id, version) of up to `limit` events after `after`."""
+        sql = (
+            f"SELECT {self._position}, originator_id, originator_version FROM "  # noqa: S608
+            f"{self.db.events_table} WHERE {self._position} > %s "
+            f"ORDER BY {self._position} LIMIT %s"
+        )
+        return [(int(p), _uuid(o), int(v)) for p, o, v in tx.execute(sql, (after, limit))]
+
+    def changes(self, tx: Tx, rows: list[LogRow]) -> list[OrderChange]:
+        """Rebuild every order the rows touch, as of the last row."""
+        positions: dict[UUID, dict[int, int]] = defaultdict(dict)
+        for position, order_id, version in rows:
+            positions[order_id][version] = position
+        histories = self._histories(tx, list(positions))
+        changes = []
+        for order_id, by_version in positions.items():
+            last = max(by_version)
+            events = [e for e in histories[order_id] if e.originator_version <= last]
+            changes.append(_change(order_id, events, by_version))
+        return changes
+
+    def history(self, tx: Tx, order_id: UUID) -> list[Any]:
+        """Every event of one order, decoded."""
+        return self._histories(tx, [order_id])[order_id]
+
+    def _histories(self, tx: Tx, order_ids: list[UUID]) -> dict[UUID, list[Any]]:
+        ids: list[Any] = [o.hex for o in order_ids] if self._hex_ids else order_ids
+        fragment, params = self.db.in_list(ids)
+        sql = (
+            "SELECT originator_id, originator_version, topic, state FROM "  # noqa: S608
+            f"{self.db.events_table} WHERE originator_id {fragment} "
+            "ORDER BY originator_id, originator_version"
+        )
+        histories: dict[UUID, list[Any]] = defaultdict(list)
+        for originator, version, topic, state in tx.execute(sql, params):
+            stored = StoredEvent(_uuid(originator), int(version), topic, bytes(state))
+            histories[stored.originator_id].append(self.mapper.to_domain_event(stored))  # type: ignore[index]
+        return histories
+
+
+def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> OrderChange:
+    order: Any = None
+    for event in events:
+        order = event.mutate(order)
+    if not isinstance(order, PaymentOrder):
+        raise LookupError(f"the events of order {order_id} do not start with Placed")
+    new = tuple(
+        (positions[e.originator_version], e) for e in events if e.originator_version in positions
+    )
+    return OrderChange(order_id, order, new)
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

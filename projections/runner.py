@@ -1,0 +1,134 @@
+"""The projection runner: follows the log in batches, exactly once.
+
+Each batch is one transaction holding every projection's changes and their new positions,
+so a crash mid-batch applies nothing and the next run starts where the last commit left
+off. Positions advance only from the value read under lock, so two runners never apply a
+batch twice (the second waits, then finds nothing to do).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from projections.base import Projection
+from projections.log import EventLog
+from projections.store import STORE_ERRORS, Database, Tx
+
+log = logging.getLogger("payments.projections")
+BATCH_SIZE = 500
+GATHER_S = 0.05
+"""After a short batch, how long to let new events gather before the next one. Under load
+this turns many one-event batches (each a transaction, a history query and a write per
+table) into a few larger ones, for at most this much more lag."""
+
+
+class ProjectionRunner:
+    """Runs a set of projections over one event log."""
+
+    def __init__(
+        self,
+        db: Database,
+        event_log: EventLog,
+        projections: Sequence[Projection],
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.db = db
+        self.log = event_log
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.wakeup = threading.Event()
+
+    def run_once(self) -> int:
+        """Process one batch; returns how many events it covered (0 when caught up)."""
+        with self.db.transaction() as tx:
+            return self.run_batch(tx)
+
+    def run_batch(self, tx: Tx) -> int:
+        """Process one batch inside the caller's transaction."""
+        positions = self._positions(tx)
+        start = min(positions.values())
+        rows = self.log.read(tx, start, self.batch_size)
+        if not rows:
+            return 0
+        changes = self.log.changes(tx, rows)
+        end = rows[-1][0]
+        for projection in self.projections:
+            done = positions[projection.position_name]
+            new = [c for c in (change.after(done) for change in changes) if c]
+            if new:
+                projection.apply(tx, new)
+            if end > done:
+                self._advance(tx, projection.position_name, end)
+        return len(rows)
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Run batches until nothing is left; returns the events processed."""
+        total = 0
+        while processed := self.run_once():
+            total += processed
+            if progress:
+                progress(processed)
+        return total
+
+    def run_forever(
+        self, stop: threading.Event, idle_s: float = 0.5, gather_s: float = GATHER_S
+    ) -> None:
+        """Catch up, then wait for a wake-up (or `idle_s`) and repeat, until `stop` is set.
+        A full batch is followed at once by the next; a short one after `gather_s`."""
+        while not stop.is_set():
+            try:
+                processed = self.run_once()
+                if processed >= self.batch_size:
+                    continue
+                if processed:
+                    stop.wait(gather_s)
+                    continue
+            except STORE_ERRORS as error:
+                log.warning("projection batch failed, will retry: %s", type(error).__name__)
+                stop.wait(1.0)
+            except Exception as error:  # a broken batch must not kill the process silently
+                log.exception("projection batch failed", exc_info=error)
+                stop.wait(1.0)
+            self.wakeup.wait(idle_s)
+            self.wakeup.clear()
+
+    def position(self) -> int:
+        """The lowest position among this runner's projections."""
+        with self.db.read() as tx:
+            return min(self._positions(tx, lock=False).values())
+
+    def lag(self) -> tuple[int, int]:
+        """(log head, lowest projection position)."""
+        with self.db.read() as tx:
+            return self.log.head(tx), min(self._positions(tx, lock=False).values())
+
+    def _positions(self, tx: Tx, *, lock: bool = True) -> dict[str, int]:
+        """Each projection's position (locked for this batch on PostgreSQL)."""
+        names = [p.position_name for p in self.projections]
+        fragment, params = self.db.in_list(names)
+        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
+        sql = f"SELECT name, position FROM projection_positions WHERE name {fragment}{suffix}"  # noqa: S608
+        found = {name: int(position) for name, position in tx.execute(sql, params)}
+        if len(found) != len(names):
+            missing = sorted(set(names) - set(found))
+            raise RuntimeError(f"no position for {missing}: run `payments migrate` first")
+        return found
+
+    @staticmethod
+    def _advance(tx: Tx, name: str, position: int) -> None:
+        tx.execute(
+            "UPDATE projection_positions SET position = %s WHERE name = %s", (position, name)
+        )
+
+
+def wait_for(runner: ProjectionRunner, position: int, timeout_s: float) -> bool:
+    """Block until the runner's projections reach `position` (True) or the timeout (False)."""
+    deadline = time.monotonic() + timeout_s
+    while runner.position() < position:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -1,0 +1,43 @@
+"""The work queue: for each order that owes the worker something, when to look next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from domain.worklist import Timing, next_due
+from projections.base import OrderChange, Projection
+from projections.store import Tx
+
+
+class WorkQueueProjection(Projection):
+    name = "work_queue"
+    tables: ClassVar[dict[str, str]] = {
+        "work_queue": """
+            CREATE TABLE IF NOT EXISTS {table} (
+                order_id TEXT PRIMARY KEY,
+                due_at DOUBLE PRECISION NOT NULL,
+                task TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS {table}_by_due ON {table} (due_at)
+        """,
+    }
+
+    def __init__(self, timing: Timing, suffix: str = "") -> None:
+        super().__init__(suffix)
+        self.timing = timing
+
+    def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
+        upserts, done = [], []
+        for change in changes:
+            work = next_due(change.order, self.timing)
+            if work is None:
+                done.append(str(change.order_id))
+            else:
+                upserts.append((str(change.order_id), work.due_at.timestamp(), work.task.value))
+        tx.delete_in(self.t("work_queue"), "order_id", done)
+        tx.insert(
+            f"INSERT INTO {self.t('work_queue')} (order_id, due_at, task)",
+            upserts,
+            "ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, task = excluded.task",
+        )
