@@ -1,0 +1,1 @@
+"""The HTTP API, the HTML pages, settings, the composition root and the CLI."""

@@ -1,0 +1,25 @@
+"""The ASGI app for `payments serve --workers N`: each server process builds its own container.
+
+The parent process (see api.cli.serve) has migrated the tables, started the simulator if
+needed, and exported PAYMENTS_PSP_URL and PAYMENTS_WEBHOOK_SECRET for its children; it runs
+the recovery worker and the projection runner itself, so children serve HTTP only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from api import logs
+from api.composition import build
+from api.main import create_app
+from api.settings import Settings
+
+
+def create() -> FastAPI:
+    """uvicorn factory (`api.asgi:create`); a spawned child configures its own logging."""
+    settings = Settings()
+    json_lines = os.environ.get("PAYMENTS_LOG_FORMAT", "json") != "text"
+    logs.configure(json_lines=json_lines, access_log=settings.access_log)
+    return create_app(build(settings))

@@ -1,0 +1,81 @@
+"""Bearer API keys with roles (`checkout`, `ops`), and development mode when none are set."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.problems import Problem
+from api.settings import Role
+
+DEV_CLIENT = "development"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: `client_id` scopes idempotency keys and which orders they see."""
+
+    client_id: str
+    roles: frozenset[Role]
+
+    @property
+    def is_ops(self) -> bool:
+        return Role.OPS in self.roles
+
+    def may_see(self, order_client_id: str) -> bool:
+        return self.is_ops or order_client_id == self.client_id
+
+
+def client_id_for(key: str) -> str:
+    """A stable, non-secret name for an API key (its hash), used as the client identity."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def authenticate(request: Request, authorization: str | None) -> Caller:
+    """The caller for a request's `Authorization: Bearer <key>` header."""
+    keys: dict[str, Role] = request.app.state.container.settings.keys
+    if not keys:
+        return Caller(DEV_CLIENT, frozenset(Role))
+    scheme, _, token = (authorization or "").partition(" ")
+    role = _lookup(keys, token.strip()) if scheme.lower() == "bearer" else None
+    if role is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "send a valid API key as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Caller(client_id_for(token.strip()), frozenset({role}))
+
+
+def _lookup(keys: dict[str, Role], token: str) -> Role | None:
+    """Constant-time comparison against every configured key."""
+    found = None
+    for key, role in keys.items():
+        if hmac.compare_digest(key.encode(), token.encode()):
+            found = role
+    return found
+
+
+def require(*roles: Role) -> object:
+    """A dependency that admits callers holding any of `roles`."""
+
+    async def dependency(  # async: no thread-pool hop (it never blocks)
+        request: Request,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Caller:
+        caller = authenticate(request, authorization)
+        if not caller.roles & set(roles):
+            raise Problem(403, "forbidden", f"this needs the {' or '.join(roles)} role")
+        return caller
+
+    return Depends(dependency)
+
+
+CheckoutCaller = Annotated[Caller, require(Role.CHECKOUT)]
+AnyCaller = Annotated[Caller, require(Role.CHECKOUT, Role.OPS)]
+OpsCaller = Annotated[Caller, require(Role.OPS)]

@@ -1,0 +1,171 @@
+"""The `payments` command line: serve, psp-sim, worker, projections, migrate, audit, chaos,
+openapi."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import sys
+from typing import Annotated, Literal
+
+import typer
+import uvicorn
+from pydantic import SecretStr
+
+from api import logs
+from api.cli_audit import audit
+from api.cli_chaos import chaos
+from api.cli_common import (
+    MetricsHost,
+    MetricsPort,
+    build_or_exit,
+    load_settings,
+    log,
+    run_until_signal,
+    serve_metrics,
+)
+from api.cli_projections import projections_cli
+from api.composition import build
+from api.main import create_app
+from api.migrate import migrate as run_migrations
+from api.settings import Settings
+from api.threaded_server import ThreadedServer
+from psp.simulator import create_simulator
+
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=__doc__,
+    pretty_exceptions_enable=False,  # plain tracebacks, and never local variables (secrets)
+)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    worker: Annotated[bool, typer.Option(help="Run the recovery worker in this process")] = True,
+    projections: Annotated[bool, typer.Option(help="Run the projection runner here")] = True,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="HTTP server processes")] = 1,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
+) -> None:
+    """Run the API (and, without PAYMENTS_PSP_URL, the PSP simulator in-process), with the
+    recovery worker and the projection runner unless they run as their own processes."""
+    settings = _checked_for_serving(load_settings(), host)
+    run_migrations(settings)
+    settings = _with_psp(settings, host, port)
+    container = build(settings)
+    serve_metrics(container, metrics_port, metrics_host)  # this process's worker and runner
+    if projections:
+        container.start_projections(listen_to_database=workers > 1)
+    if worker:
+        container.start_worker()
+    try:
+        app = "api.asgi:create" if workers > 1 else create_app(container)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            workers=workers,
+            factory=workers > 1,
+            log_config=None,
+            log_level="info",
+            access_log=settings.access_log,
+        )
+    finally:
+        container.close()
+
+
+def _with_psp(settings: Settings, host: str, port: int) -> Settings:
+    """Without PAYMENTS_PSP_URL, start the simulator in this process and point at it (and
+    export both, so `--workers` children use the same simulator and webhook secret)."""
+    if settings.psp_url:
+        return settings
+    secret = settings.webhook_secret.get_secret_value() or secrets.token_urlsafe(32)
+    webhook_url = f"http://{_loopback(host)}:{port}/v1/webhooks/psp"
+    simulator = ThreadedServer(create_simulator(webhook_url, secret)).start()
+    log.warning("PSP simulator running in-process at %s", simulator.url)
+    os.environ["PAYMENTS_PSP_URL"], os.environ["PAYMENTS_WEBHOOK_SECRET"] = simulator.url, secret
+    return settings.model_copy(
+        update={"psp_url": simulator.url, "webhook_secret": SecretStr(secret)}
+    )
+
+
+@cli.command("psp-sim")
+def psp_sim(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8099,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    webhook_url: Annotated[str | None, typer.Option(help="Where to POST webhooks")] = None,
+    webhooks: Annotated[
+        str, typer.Option(help="'all' events, or only 'async' results (processing tokens)")
+    ] = "all",
+) -> None:
+    """Run the PSP simulator; it signs webhooks with PAYMENTS_WEBHOOK_SECRET."""
+    if webhooks not in ("all", "async"):
+        raise typer.BadParameter("must be 'all' or 'async'", param_hint="--webhooks")
+    mode: Literal["all", "async"] = "all" if webhooks == "all" else "async"
+    secret = load_settings().webhook_secret.get_secret_value()
+    app = create_simulator(webhook_url, secret, mode)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
+def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
+    """Run the recovery worker alone (needs PAYMENTS_PSP_URL and migrated tables)."""
+    run_until_signal(build_or_exit(load_settings()), "worker", metrics_port, metrics_host)
+
+
+@cli.command()
+def openapi() -> None:
+    """Print the OpenAPI document (docs/openapi.json is this output)."""
+    typer.echo(json.dumps(create_app(None).openapi(), indent=2, sort_keys=True))
+
+
+@cli.command()
+def migrate() -> None:
+    """Create the tables once (safe to run from several processes at the same time)."""
+    run_migrations(load_settings())
+    typer.echo("migrations applied")
+
+
+def _checked_for_serving(settings: Settings, host: str) -> Settings:
+    if settings.development_mode:
+        if not _is_loopback(host):
+            typer.echo("refusing to listen beyond loopback without PAYMENTS_API_KEYS", err=True)
+            raise typer.Exit(2)
+        log.warning("DEVELOPMENT MODE: no PAYMENTS_API_KEYS set, authentication is OFF")
+    elif not settings.webhook_secret.get_secret_value():
+        typer.echo("PAYMENTS_WEBHOOK_SECRET is required when API keys are set", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback(host: str) -> str:
+    return host if _is_loopback(host) else socket.gethostname()
+
+
+cli.add_typer(projections_cli, name="projections")
+cli.command()(audit)
+cli.command()(chaos)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logs.configure(json_lines=os.environ.get("PAYMENTS_LOG_FORMAT", "json") != "text")
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,71 @@
+"""What the command-line entry points share: settings loading and background roles."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from api.composition import Container, build
+from api.settings import Settings
+
+log = logging.getLogger("payments")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clear message and exit code 2."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"PAYMENTS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        typer.echo(f"invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
+MetricsPort = Annotated[
+    int | None, typer.Option(help="Serve this process's Prometheus metrics on this port")
+]
+MetricsHost = Annotated[str, typer.Option(help="Address for --metrics-port")]
+
+
+def serve_metrics(container: Container, port: int | None, host: str) -> None:
+    """Expose the container's metrics over HTTP (for processes without the API)."""
+    if port is not None:
+        start_http_server(port, addr=host, registry=container.metrics.registry)
+        log.info("metrics on http://%s:%s/metrics", host, port)
+
+
+def run_until_signal(
+    container: Container,
+    role: str,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
+    """Run a background role (worker or projections) until SIGTERM or SIGINT."""
+    serve_metrics(container, metrics_port, metrics_host)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if role == "worker":
+        container.start_worker()
+    else:
+        container.start_projections(listen_to_database=True)
+    log.info("%s running", role)
+    stop.wait()
+    container.close()
+
+
+def build_or_exit(settings: Settings, *, with_psp: bool = True) -> Container:
+    """The container, or a clear message and exit code 2 (a missing PSP URL, say)."""
+    try:
+        return build(settings, with_psp=with_psp)
+    except ValueError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,92 @@
+"""The composition root: the one place that builds the application, the PSP client, the read
+side and the background runners.
+
+Nothing connects to anything at import time; `build()` does, and `Container.close()` undoes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from api import failpoints
+from api.metrics import Metrics
+from api.settings import Settings
+from domain.application import PaymentsApp
+from domain.psp import PSPPort
+from projections.catalog import all_projections
+from projections.listen import listen
+from projections.log import EventLog
+from projections.runner import ProjectionRunner
+from projections.store import Database, open_database, postgres_conninfo
+from psp.client import HttpPSP
+from psp.metered import MeteredPSP
+from psp.unavailable import NoPSP
+from workers.recovery import RecoveryWorker
+
+
+@dataclass
+class Container:
+    """Everything a process needs, built from settings."""
+
+    settings: Settings
+    app: PaymentsApp
+    psp: PSPPort
+    db: Database
+    runner: ProjectionRunner
+    worker: RecoveryWorker
+    metrics: Metrics
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_projections(self, *, listen_to_database: bool = False) -> None:
+        """Run the projection runner in this process, woken by every save made here and,
+        with `listen_to_database`, by other processes' saves (PostgreSQL NOTIFY)."""
+        self.app.listeners.append(lambda _: self.runner.wakeup.set())
+        env = self.settings.event_store_env()
+        if listen_to_database and env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+            self.threads.append(listen(postgres_conninfo(env), self.runner.wakeup, self.stop))
+        self._spawn("projections", lambda: self.runner.run_forever(self.stop))
+
+    def start_worker(self) -> None:
+        """Run the recovery worker in this process."""
+        self._spawn("worker", lambda: self.worker.run_forever(self.stop))
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self.threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.runner.wakeup.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        if isinstance(self.psp, MeteredPSP):
+            self.psp.close()
+        self.app.close()
+        self.db.close()
+
+
+def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = True) -> Container:
+    """Build the container. `psp_url` overrides PAYMENTS_PSP_URL (the in-process simulator);
+    `with_psp=False` builds a process that must never call the PSP (projections)."""
+    url = psp_url or settings.psp_url
+    if with_psp and not url:
+        raise ValueError("no PSP URL: set PAYMENTS_PSP_URL, or run `payments serve` without it")
+    env = settings.event_store_env()
+    config = settings.payments_config()
+    metrics = Metrics()
+    psp: PSPPort = NoPSP()
+    if with_psp and url:
+        http = HttpPSP(url, settings.psp_timeout_s)
+        psp = MeteredPSP(http, metrics.psp_calls, metrics.psp_seconds)
+    app = PaymentsApp(env, psp=psp, config=config)
+    app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
+    db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
+    runner = ProjectionRunner(db, EventLog(db, app.mapper), all_projections(config.timing))
+    metrics.watch(db, runner)
+    worker = RecoveryWorker(
+        app, db, settings.worker_interval_s, on_task=lambda t: metrics.worker_tasks.labels(t).inc()
+    )
+    return Container(settings, app, psp, db, runner, worker, metrics)

@@ -1,0 +1,48 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Header, Path, Request
+
+from api.auth import Caller
+from api.schemas import IdempotencyKey
+from domain.application import PaymentsApp
+from domain.errors import OrderNotFound
+from domain.order import PaymentOrder
+from projections.store import Database
+
+# The dependencies are `async def` though they never await: FastAPI runs a plain `def`
+# dependency on the thread pool, a hop per dependency per request.
+
+
+async def get_app(request: Request) -> PaymentsApp:
+    app: PaymentsApp = request.app.state.container.app
+    return app
+
+
+App = Annotated[PaymentsApp, Depends(get_app)]
+
+
+async def get_db(request: Request) -> Database:
+    db: Database = request.app.state.container.db
+    return db
+
+
+Db = Annotated[Database, Depends(get_db)]
+OrderId = Annotated[UUID, Path(description="The payment order's id")]
+RequiredKey = Annotated[IdempotencyKey, Header(alias="Idempotency-Key")]
+OptionalKey = Annotated[
+    IdempotencyKey | None,
+    Header(alias="Idempotency-Key", description="Makes the command safe to retry"),
+]
+
+
+def visible_order(app: PaymentsApp, caller: Caller, order_id: UUID) -> PaymentOrder:
+    """The order, if this caller may see it (another client's order is 'not found')."""
+    order = app.get_order(order_id)
+    if not caller.may_see(order.client_id):
+        raise OrderNotFound("no such payment order")
+    return order

@@ -1,0 +1,45 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import openapi, pages, problems
+from api.composition import Container
+from api.limits import BodySizeLimit
+from api.routes import checkouts, health, operations, orders, webhooks
+from api.settings import Settings
+
+
+def create_app(container: Container | None) -> FastAPI:
+    """The HTTP API over a built container (None only to render the OpenAPI document)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """The read side's event-loop pool lives as long as the server's loop."""
+        if container:
+            await container.db.open_async()
+        try:
+            yield
+        finally:
+            if container:
+                await container.db.close_async()
+
+    api = FastAPI(
+        lifespan=lifespan,
+        title="Marketplace payments",
+        version="1.0.0",
+        description="Pay-in for marketplaces: one charge per cart, every failure recorded.",
+    )
+    api.state.container = container
+    problems.install(api)
+    openapi.install(api)
+    max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
+    api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    for module in (checkouts, orders, webhooks, operations, health):
+        api.include_router(module.router)
+    pages.install(api)
+    return api

@@ -1,0 +1,71 @@
+"""Prometheus metrics: PSP outcomes and latency, worker tasks, review depth, lags.
+
+Each container has its own registry (so tests can build many); `GET /metrics` renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from projections.runner import ProjectionRunner
+from projections.store import Database
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.psp_calls = Counter(
+            "payments_psp_calls",
+            "PSP calls by operation and outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.psp_seconds = Histogram(
+            "payments_psp_call_seconds",
+            "PSP call latency",
+            ["operation"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.worker_tasks = Counter(
+            "payments_worker_tasks",
+            "Recovery worker steps taken (retries, inquiries, ...)",
+            ["task"],
+            registry=self.registry,
+        )
+
+    def watch(self, db: Database, runner: ProjectionRunner) -> None:
+        """Also report gauges read from the database at scrape time."""
+        self.registry.register(_StoreGauges(db, runner))
+
+
+class _StoreGauges(Collector):
+    def __init__(self, db: Database, runner: ProjectionRunner) -> None:
+        self.db = db
+        self.runner = runner
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        head, position = self.runner.lag()
+        with self.db.read() as tx:
+            review = tx.execute("SELECT COUNT(*) FROM order_view WHERE review_reason IS NOT NULL")
+            oldest = tx.execute("SELECT MIN(due_at) FROM work_queue")
+        late = max(0.0, time.time() - float(oldest[0][0])) if oldest[0][0] is not None else 0.0
+        yield GaugeMetricFamily(
+            "payments_manual_review_orders", "Orders awaiting an operator", value=int(review[0][0])
+        )
+        yield GaugeMetricFamily(
+            "payments_worker_lag_seconds", "How late the oldest due work is", value=late
+        )
+        yield GaugeMetricFamily(
+            "payments_projection_lag_events",
+            "Events not yet projected",
+            value=max(0, head - position),
+        )

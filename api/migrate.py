@@ -1,0 +1,44 @@
+"""`payments migrate`: create the tables once, under a lock, so processes never race to do it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+
+from api.settings import Settings
+from domain.application import PaymentsApp
+from projections.catalog import all_projections, create_tables
+from projections.store import open_database, postgres_conninfo
+from psp.unavailable import NoPSP
+
+MIGRATION_LOCK = 0x70617931  # an arbitrary, fixed advisory-lock id ("pay1")
+
+
+def migrate(settings: Settings) -> None:
+    """Create the event store's and the read models' tables if missing (idempotent)."""
+    env = settings.event_store_env(create_tables=True)
+    config = settings.payments_config()
+    with _exclusive(env):
+        app = PaymentsApp(env, psp=NoPSP(), config=config)
+        app.close()
+        db = open_database(env, pool_size=1)
+        try:
+            create_tables(db, all_projections(config.timing))
+        finally:
+            db.close()
+
+
+@contextlib.contextmanager
+def _exclusive(env: dict[str, str]) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock so concurrent migrations run one at a time."""
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        yield
+        return
+    with psycopg.connect(postgres_conninfo(env), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

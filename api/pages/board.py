@@ -1,0 +1,140 @@
+"""The operators' dashboard, assembled from the read models, the runner and this process's
+Prometheus registry."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
+from prometheus_client import Histogram
+
+from api.composition import Container
+from api.pages import text
+from api.pages.charts import Chart, slot_starts, stacked
+from domain.calls import CallKind
+from domain.errors import OrderNotFound
+from domain.money import format_amount
+from domain.order import RESOLUTIONS
+from projections import dashboard, queries
+
+HOUR, MINUTE = 3600.0, 60.0
+HEALTH_MINUTES = 15
+RECENT_ORDERS = 15
+
+
+def board(container: Container, now: float, stuck_after_s: float, window_h: int) -> dict[str, Any]:
+    """Everything the dashboard template shows."""
+    data = dashboard.failures(container.db, now, window_h * HOUR, stuck_after_s)
+    health = dashboard.psp_health(container.db, now, HEALTH_MINUTES * MINUTE)
+    head, position = container.runner.lag()
+    return {
+        "failures": [_failure(row) for row in data["failures_by_code"]],
+        "failures_chart": failures_chart(data["failures_by_hour"], now, window_h),
+        "attempts": _attempts(data["attempts_by_status"]),
+        "stuck": [_money(row, now) for row in data["stuck_processing"]],
+        "review": [_review(container, row, now) for row in data["manual_review"]],
+        "health_chart": health_chart(health, now),
+        "health_rows": health,
+        "latency": psp_latency(container.metrics.psp_seconds),
+        "lag": {"head": head, "position": position, "behind": max(0, head - position)},
+        "recent": _recent(container),
+    }
+
+
+def failures_chart(rows: list[dict[str, Any]], now: float, window_h: int) -> Chart:
+    """Failures by code per hour over the window."""
+    return stacked(rows, "hour", slot_starts(now, HOUR, window_h), HOUR, "%H:00")
+
+
+def health_chart(rows: list[dict[str, Any]], now: float) -> Chart:
+    """PSP timeouts and errors per minute over the last minutes."""
+    return stacked(rows, "minute", slot_starts(now, MINUTE, HEALTH_MINUTES), MINUTE, "%H:%M")
+
+
+def _failure(row: dict[str, Any]) -> dict[str, Any]:
+    declined = row["code"] in ("card_declined", "insufficient_funds")
+    return row | {"explanation": text.explain(row["code"], declined=declined)}
+
+
+def _attempts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    top = max([1, *(row["count"] for row in rows)])
+    return [
+        row | {"label": text.attempt_words(row["status"])[0], "share": row["count"] / top}
+        for row in rows
+    ]
+
+
+def _money(row: dict[str, Any], now: float) -> dict[str, Any]:
+    return row | {
+        "amount_text": format_amount(row["amount"], row["currency"]),
+        "age_s": now - float(row["since"]),
+    }
+
+
+def _review(container: Container, row: dict[str, Any], now: float) -> dict[str, Any]:
+    """A review-queue row with the outcomes an operator may record for its call."""
+    try:
+        review = container.app.get_order(UUID(row["order_id"])).review
+    except OrderNotFound:
+        review = None
+    return _money(row, now) | {
+        "explanation": text.explain(row["reason"]),
+        "outcomes": outcome_choices(review),
+    }
+
+
+def outcome_choices(review: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(outcome, label) of what an operator may record for the call under review."""
+    if not review:
+        return []
+    return [(o, text.outcome_label(o)) for o in RESOLUTIONS[CallKind(review["kind"])]]
+
+
+def _recent(container: Container) -> list[dict[str, Any]]:
+    page = queries.orders(
+        container.db, client_id=None, status=None, buyer_id=None, limit=RECENT_ORDERS, cursor=None
+    )
+    return [
+        {
+            "order_id": doc["id"],
+            "buyer_id": doc["buyer_id"],
+            "status": doc["status"],
+            "amount_text": format_amount(doc["amount"], doc["currency"]),
+            "updated_at": doc["updated_at"],
+        }
+        for doc in page.items
+    ]
+
+
+def psp_latency(histogram: Histogram) -> list[dict[str, Any]]:
+    """Per PSP operation since this process started: calls, mean, and the bucket holding the
+    95th percentile (a histogram gives a bound, not an exact value)."""
+    per_operation: dict[str, dict[str, Any]] = defaultdict(lambda: {"buckets": []})
+    for metric in histogram.collect():
+        for sample in metric.samples:
+            found = per_operation[sample.labels.get("operation", "")]
+            kind = sample.name.rsplit("_", 1)[-1]
+            if kind == "bucket":
+                found["buckets"].append((float(sample.labels["le"]), sample.value))
+            elif kind in ("count", "sum"):
+                found[kind] = sample.value
+    return [
+        {
+            "operation": operation,
+            "calls": int(found["count"]),
+            "mean_s": found["sum"] / found["count"],
+            "p95": _p95(sorted(found["buckets"]), found["count"]),
+        }
+        for operation, found in sorted(per_operation.items())
+        if found.get("count")
+    ]
+
+
+def _p95(buckets: list[tuple[float, float]], count: float) -> str:
+    previous = 0.0
+    for bound, cumulative in buckets:
+        if cumulative >= 0.95 * count:
+            return f"≤ {bound:g} s" if bound != float("inf") else f"> {previous:g} s"
+        previous = bound
+    return "—"

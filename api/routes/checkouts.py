@@ -1,0 +1,37 @@
+"""POST /v1/checkouts: record the cart's payment order and charge the buyer once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from api.answers import answer
+from api.auth import CheckoutCaller
+from api.deps import App, RequiredKey
+from api.problems import responses
+from api.schemas import CheckoutIn, OrderOut
+
+router = APIRouter(tags=["checkouts"])
+REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"model": OrderOut, "description": "Idempotent replay of an earlier request"}
+}
+
+
+@router.post(
+    "/v1/checkouts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    responses=REPLAY | responses(400, 401, 403, 409, 413, 422, 503),
+)
+def create_checkout(
+    body: CheckoutIn, key: RequiredKey, caller: CheckoutCaller, app: App
+) -> Response:
+    """Place a checkout and run its first attempt within the PSP timeout.
+
+    201 with the new order, or 200 with the same order when the Idempotency-Key was seen
+    before with the same body (422 if the body differs; 409 while the first request is
+    still waiting for the PSP).
+    """
+    written = app.place_checkout(body.to_domain(), client_id=caller.client_id, idempotency_key=key)
+    return answer(written, 201, Location=f"/v1/payment-orders/{written.order.id}")

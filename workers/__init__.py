@@ -1,0 +1,1 @@
+"""Recovery: unknown-outcome inquiry, retries with backoff, expiry, compensations."""
