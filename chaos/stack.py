@@ -1,0 +1,113 @@
+"""The stack the storm runs against: PostgreSQL, the simulator, the API, two workers and the
+projection runner, each its own `payments` process."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from chaos.processes import Process, api_server, base_env, free_port, psp_simulator, run_payments
+
+SETTINGS = {
+    "psp_timeout_s": "1",
+    "stale_after_s": "2.5",
+    "retry_base_s": "0.1",
+    "retry_max_s": "1",
+    "max_attempts": "6",
+    "worker_interval_s": "0.1",
+    "session_ttl_s": "8",
+    "reconcile_after_s": "4",
+    "db_connect_timeout_s": "2",
+}
+
+
+@dataclass
+class ChaosStack:
+    database_url: str
+    """The base database; the stack lives in its own schema inside it."""
+    schema: str
+    settings: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+    api_url: str = ""
+    sim_url: str = ""
+
+    @classmethod
+    def start(cls, database_url: str, seed: int) -> ChaosStack:
+        schema = f"chaos_{seed}_{secrets.token_hex(3)}"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        settings = SETTINGS | {
+            "database_url": f"{database_url}?schema={schema}",
+            "webhook_secret": secrets.token_urlsafe(16),
+        }
+        stack = cls(database_url, schema, settings)
+        stack._launch()
+        return stack
+
+    def _launch(self) -> None:
+        api_port, sim_port = free_port(), free_port()
+        self.api_url, self.sim_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
+        secret = self.settings["webhook_secret"]
+        self.settings["psp_url"] = self.sim_url
+        sim = psp_simulator(f"{self.api_url}/v1/webhooks/psp", secret, port=sim_port)
+        self.processes["psp-sim"] = sim.start()
+        migrate = self.run("migrate")
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate failed: {migrate.stderr.decode()}")
+        api = api_server(api_port, "--no-worker", "--no-projections", **self.settings)
+        self.processes["api"] = self._named(api, "api").start()
+        for name, args in (
+            ("worker-0", ["worker"]),
+            ("worker-1", ["worker"]),
+            ("projections", ["projections"]),
+        ):
+            process = Process(name, args, base_env(**self.settings))
+            self.processes[name] = self._named(process, name).start()
+
+    @staticmethod
+    def _named(process: Process, name: str) -> Process:
+        process.env["PGAPPNAME"] = f"chaos-{name}"
+        return process
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """Run a `payments` command against the stack's store."""
+        return run_payments(self.settings, *args)
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+
+    def revive(self, name: str) -> None:
+        """Start a process again if it is not running."""
+        process = self.processes[name]
+        if process.popen is None or process.popen.poll() is not None:
+            process.start()
+
+    def cut_database(self) -> int:
+        """Terminate every connection the stack holds; returns how many."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'chaos-%%'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def simulator(self) -> httpx.Client:
+        return httpx.Client(base_url=self.sim_url, timeout=30)
+
+    def stop(self, *, drop: bool = True) -> None:
+        for process in self.processes.values():
+            process.stop()
+        if drop:
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
+
+
+def without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
