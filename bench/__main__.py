@@ -1,0 +1,219 @@
+"""`python3 dev.py bench` (or `python -m bench`): the whole table in one command.
+
+Starts a PostgreSQL-backed stack, drives it with wrk, measures the baselines beside it,
+prints a table and writes bench/results/latest.json. `--smoke` is a few-second run that
+only proves the bench still works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import baselines, library, ours, wrk
+from bench.stack import ADMIN_URL, BenchStack
+from projections.store import open_database
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    options = _options()
+    smoke = options.smoke
+    seconds = 2.0 if smoke else options.seconds
+    concurrencies = [8] if smoke else options.concurrency
+    stack = BenchStack.start(options.admin_url, options.workers, options.psp_latency_ms, {})
+    try:
+        results = _measure(stack, options, seconds, concurrencies)
+    finally:
+        stack.stop()
+    results["context"] = _context(options, seconds)
+    _write(results)
+    print(table(results))
+
+
+def _options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, just to prove it runs")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument(
+        "--psp-latency-ms", type=int, default=2, help="the simulator's fixed latency"
+    )
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("PAYMENTS_TEST_POSTGRES_URL", ADMIN_URL)
+    )
+    return parser.parse_args()
+
+
+def _measure(
+    stack: BenchStack, options: argparse.Namespace, seconds: float, concurrencies: list[int]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"checkouts": []}
+    db = open_database(stack.app_settings().event_store_env(), pool_size=2)
+    for n, connections in enumerate(concurrencies):
+        with ours.LagSampler(db) as lag:
+            load = wrk.run(
+                stack.api_url, "checkout.lua", connections, seconds, f"run{n}-{time.time_ns()}"
+            )
+        results["checkouts"].append(
+            _load(load)
+            | {
+                "connections": connections,
+                "projection_lag_max_events": max(lag.samples, default=0),
+                "projection_lag_mean_events": round(statistics.fmean(lag.samples), 1)
+                if lag.samples
+                else 0,
+            }
+        )
+    best = max(results["checkouts"], key=lambda r: r["per_second"])
+    pgbench, clients = baselines.pgbench_checkout_writes(
+        stack.database_url, best["connections"], seconds
+    )
+    results["pgbench_checkout_writes_per_second"] = pgbench
+    results["pgbench_clients"] = clients
+    ids = _order_ids(db)
+    with tempfile.NamedTemporaryFile("w", suffix=".ids") as ids_file:
+        ids_file.write("\n".join(ids))
+        ids_file.flush()
+        results["reads"] = _load(wrk.run(stack.api_url, "read.lua", 32, seconds, ids_file.name))
+        results["bare_fastapi_reads"] = _load(
+            baselines.bare_fastapi_reads(options.workers, 32, seconds, ids_file.name)
+        )
+    db.close()
+    settings = stack.app_settings()
+    results["catch_up"] = _rate(*ours.catch_up_rate(settings))
+    results["library_runner"] = _rate(
+        *library.runner_rate(
+            settings.event_store_env(), results["catch_up"]["events"], 5 if options.smoke else 30
+        )
+    )
+    events, audit_seconds, audit_ok = ours.audit_rate(settings)
+    results["audit"] = _rate(events, audit_seconds) | {"ok": audit_ok}
+    results["raw_decode"] = _rate(*library.read_and_decode_rate(settings.event_store_env()))
+    results["ratios"] = _ratios(results)
+    return results
+
+
+def _order_ids(db: Any) -> list[str]:
+    with db.read() as tx:
+        return [r[0] for r in tx.execute("SELECT order_id FROM order_view LIMIT 5000")]
+
+
+def _load(load: wrk.Load) -> dict[str, Any]:
+    return {
+        "per_second": round(load.per_second, 1),
+        "requests": load.requests,
+        "p50_ms": round(load.p50_ms, 2),
+        "p99_ms": round(load.p99_ms, 2),
+        "non_2xx": load.non_2xx,
+        "socket_errors": load.socket_errors,
+    }
+
+
+def _rate(events: int, seconds: float) -> dict[str, Any]:
+    return {
+        "events": events,
+        "seconds": round(seconds, 3),
+        "per_second": round(events / seconds) if seconds else 0,
+    }
+
+
+def _ratios(r: dict[str, Any]) -> dict[str, float]:
+    best = max(c["per_second"] for c in r["checkouts"])
+    return {
+        "checkouts_vs_pgbench": round(best / r["pgbench_checkout_writes_per_second"], 3),
+        "reads_vs_bare_fastapi": round(
+            r["reads"]["per_second"] / r["bare_fastapi_reads"]["per_second"], 3
+        ),
+        "catch_up_vs_library_runner": round(
+            r["catch_up"]["per_second"] / max(1, r["library_runner"]["per_second"]), 1
+        ),
+        "audit_vs_raw_decode": round(
+            r["audit"]["per_second"] / max(1, r["raw_decode"]["per_second"]), 3
+        ),
+    }
+
+
+def _context(options: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "workers": options.workers,
+        "seconds_per_phase": seconds,
+        "psp_latency_ms": options.psp_latency_ms,
+        "smoke": options.smoke,
+    }
+
+
+def _write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(results, indent=2)
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / f"{results['context']['when'].replace(':', '')}.json").write_text(text)
+
+
+def table(r: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    header = ("conns", "per s", "p50 ms", "p99 ms", "non-2xx", "lag max")
+    lines = ["checkouts over HTTP (PostgreSQL)", "  " + " ".join(f"{h:>8}" for h in header)]
+    for c in r["checkouts"]:
+        cells = (
+            c["connections"],
+            c["per_second"],
+            c["p50_ms"],
+            c["p99_ms"],
+            c["non_2xx"],
+            c["projection_lag_max_events"],
+        )
+        lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+    rates = [
+        (
+            f"pgbench, a checkout's writes ({r['pgbench_clients']} clients)",
+            r["pgbench_checkout_writes_per_second"],
+            "per s",
+        ),
+        ("status reads", r["reads"]["per_second"], _latency(r["reads"])),
+        (
+            "bare FastAPI GET",
+            r["bare_fastapi_reads"]["per_second"],
+            _latency(r["bare_fastapi_reads"]),
+        ),
+        (
+            "projection catch-up (ours)",
+            r["catch_up"]["per_second"],
+            f"events/s of {r['catch_up']['events']}",
+        ),
+        ("library ProjectionRunner", r["library_runner"]["per_second"], "events/s"),
+        ("audit replay", r["audit"]["per_second"], f"events/s (ok={r['audit']['ok']})"),
+        ("library read-and-decode", r["raw_decode"]["per_second"], "events/s"),
+    ]
+    lines += [f"{label + ':':<44} {value:>9} {unit}" for label, value, unit in rates]
+    targets = {
+        "checkouts_vs_pgbench": 0.5,
+        "reads_vs_bare_fastapi": 0.6,
+        "catch_up_vs_library_runner": 20,
+        "audit_vs_raw_decode": 0.8,
+    }
+    lines.append("ratios (target):")
+    lines += [
+        f"  {name:<28} {value:>8}  (>= {targets[name]})" for name, value in r["ratios"].items()
+    ]
+    return "\n".join(lines)
+
+
+def _latency(load: dict[str, Any]) -> str:
+    return f"per s  p50 {load['p50_ms']} ms  p99 {load['p99_ms']} ms"
+
+
+if __name__ == "__main__":
+    main()

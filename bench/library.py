@@ -1,0 +1,87 @@
+"""The eventsourcing library's own rates on our event store: its ProjectionRunner (one
+transaction per event, as its documentation shows), and raw read-and-decode of the log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
+from psycopg.sql import SQL, Identifier
+
+import domain.order  # noqa: F401 - the events' topics must resolve to classes
+
+
+class EventLog(Application[UUID]):
+    """Our event store, opened as a plain library Application (its tables are `payments_*`)."""
+
+    name = "payments"
+
+
+class CountingView(PostgresTrackingRecorder):
+    """A materialised view in the library's documented style: a counter per event type,
+    updated with the tracking record in one transaction per event."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema, table = Identifier(self.datastore.schema), Identifier("library_counters")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} (name text PRIMARY KEY, counter bigint)"
+            ).format(schema, table)
+        )
+        self.increment = SQL(
+            "INSERT INTO {0}.{1} VALUES (%s, 1) "
+            "ON CONFLICT (name) DO UPDATE SET counter = {0}.{1}.counter + 1"
+        ).format(schema, table)
+
+    def count(self, name: str, tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            self._insert_tracking(curs, tracking)
+            curs.execute(self.increment, (name,), prepare=True)
+
+
+class CountingProjection(Projection[CountingView]):
+    name = "librarycount"
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.count(type(domain_event).__name__, tracking)
+
+
+def runner_rate(env: dict[str, str], head: int, limit_s: float) -> tuple[int, float]:
+    """(events, seconds) the library's ProjectionRunner takes, stopping at `limit_s`."""
+    view_env = env | {"LIBRARYCOUNT_CREATE_TABLE": "y", "CREATE_TABLE": "n"}
+    started = time.perf_counter()
+    with ProjectionRunner(
+        application_class=EventLog,
+        projection_class=CountingProjection,
+        view_class=CountingView,
+        env=view_env,
+    ) as runner:
+        deadline = started + limit_s
+        while time.perf_counter() < deadline:
+            done = runner.view.max_tracking_id("payments") or 0
+            if done >= head:
+                break
+            time.sleep(0.05)
+        done = runner.view.max_tracking_id("payments") or 0
+    return done, time.perf_counter() - started
+
+
+def read_and_decode_rate(env: dict[str, str], page: int = 1000) -> tuple[int, float]:
+    """(events, seconds) to read the whole log with the library and decode every event."""
+    app = EventLog(env | {"CREATE_TABLE": "n"})
+    started = time.perf_counter()
+    count, last = 0, 0
+    while notifications := app.recorder.select_notifications(last + 1, page):
+        for notification in notifications:
+            app.mapper.to_domain_event(notification)
+        count += len(notifications)
+        last = notifications[-1].id
+    seconds = time.perf_counter() - started
+    app.close()
+    return count, seconds

@@ -1,0 +1,25 @@
+-- POST /v1/checkouts with a fresh Idempotency-Key per request (two sellers, a test card).
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  prefix = (args[1] or "bench") .. "-" .. id .. "-"
+  count = 0
+  body = '{"buyer_id":"buyer-bench","currency":"EUR","payment_method":"pm_card_visa",' ..
+         '"items":[{"seller_id":"seller-a","sku":"mug","quantity":2,"unit_amount":1250},' ..
+         '{"seller_id":"seller-b","sku":"tea","quantity":1,"unit_amount":799}]}'
+end
+
+function request()
+  count = count + 1
+  local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = prefix .. count}
+  return wrk.format("POST", "/v1/checkouts", headers, body)
+end
+
+done = dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")

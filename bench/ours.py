@@ -1,0 +1,77 @@
+"""Our own rates: projection catch-up from zero, audit replay, and lag under load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from api.settings import Settings
+from domain.application import PaymentsApp
+from projections.audit import Auditor
+from projections.catalog import NAMES, all_projections, create_tables
+from projections.log import EventLog
+from projections.runner import ProjectionRunner
+from projections.store import Database, open_database
+from psp.unavailable import NoPSP
+
+SUFFIX = "__bench"
+
+
+def open_store(settings: Settings) -> tuple[PaymentsApp, Database]:
+    env = settings.event_store_env()
+    return PaymentsApp(env, psp=NoPSP(), config=settings.payments_config()), open_database(env)
+
+
+def catch_up_rate(settings: Settings) -> tuple[int, float]:
+    """(events, seconds) for our runner to build every read model from scratch."""
+    app, db = open_store(settings)
+    projections = all_projections(app.config.timing, SUFFIX)
+    create_tables(db, projections)
+    runner = ProjectionRunner(db, EventLog(db, app.mapper), projections)
+    started = time.perf_counter()
+    events = runner.catch_up()
+    seconds = time.perf_counter() - started
+    with db.transaction() as tx:
+        for projection in projections:
+            for table in projection.tables:
+                tx.execute(f"DROP TABLE {projection.t(table)}")
+    app.close()
+    db.close()
+    return events, seconds
+
+
+def audit_rate(settings: Settings) -> tuple[int, float, bool]:
+    """(events, seconds, ok) of a full `payments audit`."""
+    app, db = open_store(settings)
+    report = Auditor(db, app.mapper, app.config.timing).run()
+    app.close()
+    db.close()
+    return report.events, report.seconds, report.ok
+
+
+@dataclass
+class LagSampler:
+    """Samples how many events the read models trail the log by, while load runs."""
+
+    db: Database
+    samples: list[int] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> LagSampler:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        fragment, names = self.db.in_list(list(NAMES))
+        lowest = f"SELECT MIN(position) FROM projection_positions WHERE name {fragment}"  # noqa: S608
+        while not self.stop.wait(0.25):
+            with self.db.read() as tx:
+                head = EventLog.head_of(self.db, tx)
+                low = tx.execute(lowest, names)
+            self.samples.append(max(0, head - int(low[0][0] or 0)))
