@@ -1,0 +1,47 @@
+"""A few-second run of the bench, so it cannot rot. Figures are printed, never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_URL
+
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: str) -> None:
+    done = subprocess.run(  # noqa: S603 - our own bench
+        [sys.executable, "-m", "bench", "--smoke", "--admin-url", ADMIN_URL],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    assert results["context"]["smoke"] is True
+    assert results["checkouts"][0]["requests"] > 0
+    for figure in (
+        "reads",
+        "bare_fastapi_reads",
+        "catch_up",
+        "library_runner",
+        "audit",
+        "raw_decode",
+    ):
+        assert results[figure]["per_second"] > 0, figure
+    assert results["audit"]["ok"] is True
+    assert set(results["ratios"]) == {
+        "checkouts_vs_pgbench",
+        "reads_vs_bare_fastapi",
+        "catch_up_vs_library_runner",
+        "audit_vs_raw_decode",
+    }
+    assert "ratios (target):" in done.stdout

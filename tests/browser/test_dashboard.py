@@ -1,0 +1,153 @@
+"""The operators' dashboard in a real browser: sign-in, failures, stuck orders, the audit
+trail, and resolving a manual review."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from api.auth import client_id_for
+from api.composition import build
+from api.main import create_app
+from api.migrate import migrate
+from api.settings import Settings
+from api.threaded_server import ThreadedServer
+from tests.browser.conftest import (
+    CHECKOUT_KEY,
+    DESKTOP,
+    OPS_KEY,
+    checkout,
+    projected,
+    reload_until,
+    screenshot,
+    sign_in,
+)
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.browser
+
+
+def test_sign_in_takes_the_key_in_the_body_and_keeps_it_out_of_urls(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("framenavigated", lambda frame: urls.append(frame.url))
+    page.goto("/dashboard")
+    expect(page).to_have_url(f"{stack.api.base_url}/dashboard/sign-in")
+    screenshot(page, "sign-in")
+
+    for wrong in ("not-the-right-key", CHECKOUT_KEY):  # a checkout key is no operator key
+        sign_in(page, wrong)
+        expect(page.get_by_role("alert")).to_contain_text("That key is not an operator key")
+        expect(page.get_by_role("heading", name="Payments dashboard")).to_have_count(0)
+    screenshot(page, "sign-in-rejected")
+
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Payments dashboard", level=1)).to_be_visible()
+    expect(page).to_have_url(f"{stack.api.base_url}/dashboard")
+    [cookie] = page.context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/dashboard"
+    assert OPS_KEY not in cookie["value"] and CHECKOUT_KEY not in cookie["value"]
+    assert page.url == f"{stack.api.base_url}/dashboard"
+    assert not [url for url in urls if OPS_KEY in url or CHECKOUT_KEY in url]
+    for bad, status in (("/dashboard?stuck_after_s=soon", 400), ("/dashboard/orders/x", 404)):
+        response = page.goto(bad)
+        assert response is not None and response.status == status
+        assert "text/html" in response.headers["content-type"]
+    page.goto("/dashboard")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{stack.api.base_url}/dashboard/sign-in")
+    page.goto("/dashboard")
+    expect(page).to_have_url(f"{stack.api.base_url}/dashboard/sign-in")
+
+
+def test_the_dashboard_shows_a_decline_and_a_stuck_order(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    declined = checkout(stack, "pm_card_declined")
+    projected(stack, declined)
+    stack.faults(script=["timeout"] * 20, hang_ms=3000, webhook_events="none")
+    stuck = checkout(stack, "pm_card_visa").json()
+    assert stuck["status"] == "processing"
+    sign_in(page)
+    page.goto("/dashboard?stuck_after_s=0.3")
+    reload_until(page, lambda: stuck["id"] in page.locator("#stuck").inner_text())
+    failures = page.locator("#failures-by-code")
+    expect(failures).to_contain_text("card_declined")
+    expect(failures).to_contain_text("Your bank declined the card.")
+    expect(failures).to_contain_text("psp_timeout")
+    expect(page.locator("#recent")).to_contain_text(declined.json()["id"])
+    expect(page.locator("#failures-chart-title")).to_have_count(1)
+    assert page.locator("figure.chart rect").count() > 0
+    screenshot(page, "dashboard")
+
+    page.locator("#stuck").get_by_role("link", name=stuck["id"]).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(stuck["id"])
+    events = page.locator("#events")
+    expect(events).to_contain_text("AuthorizationRequested")
+    expect(events).to_contain_text("PSPTimedOut")
+    expect(events).to_contain_text("outcome unknown")
+    screenshot(page, "order-audit")
+
+
+def test_an_operator_resolves_a_manual_review_from_the_dashboard(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    stack.faults(amount_mismatch_rate=1.0)
+    placed = checkout(stack, "pm_card_visa")
+    order = placed.json()
+    assert order["status"] == "needs_review"
+    projected(stack, placed)
+    sign_in(page)
+    page.goto("/dashboard")
+    card = page.locator("article.review").filter(has_text=order["id"])
+    reload_until(page, lambda: card.count() == 1)
+    expect(card).to_contain_text("amount_mismatch")
+    screenshot(page, "dashboard-review")
+
+    forged = page.request.post(
+        f"/dashboard/orders/{order['id']}/resolve",
+        form={"outcome": "captured", "note": "forged", "csrf": "0" * 64},
+        max_redirects=0,
+    )
+    assert forged.status == 403
+    assert "ManuallyResolved" not in [e["type"] for e in stack.events(order["id"])]
+
+    card.get_by_label("Outcome at the PSP").select_option("captured")
+    card.get_by_label("Note (required)").fill("Checked the PSP dashboard: charged once.")
+    card.get_by_role("button", name="Resolve").click()
+    expect(page.get_by_role("status")).to_contain_text("Your resolution was recorded")
+    expect(page.locator("#events")).to_contain_text("ManuallyResolved")
+    screenshot(page, "order-resolved")
+    [resolved] = [e for e in stack.events(order["id"]) if e["type"] == "ManuallyResolved"]
+    assert resolved["data"]["operator"] == client_id_for(OPS_KEY)
+    assert resolved["data"]["note"] == "Checked the PSP dashboard: charged once."
+    assert resolved["data"]["outcome"] == "captured"
+
+
+@pytest.fixture
+def development_app(tmp_path: Path, simulator_server: ThreadedServer) -> Iterator[str]:
+    """An in-process API without API keys (development mode)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/dev.db", api_keys="")
+    migrate(settings)
+    container = build(settings, psp_url=simulator_server.url)
+    server = ThreadedServer(create_app(container)).start()
+    yield server.url
+    server.stop()
+    container.close()
+
+
+def test_development_mode_needs_no_sign_in(browser: Browser, development_app: str) -> None:
+    context = browser.new_context(base_url=development_app, viewport=DESKTOP)
+    page = context.new_page()
+    page.goto("/dashboard/sign-in")
+    expect(page).to_have_url(f"{development_app}/dashboard")
+    expect(page.get_by_text("Development mode: sign-in is off")).to_be_visible()
+    screenshot(page, "dashboard-development")
+    context.close()

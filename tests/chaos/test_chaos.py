@@ -1,0 +1,18 @@
+"""A short seeded chaos run (about a minute): the full harness, as `payments chaos` runs it."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.harness import run
+
+pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
+
+
+def test_a_seeded_storm_loses_nothing_and_charges_nothing_twice(postgres_database: str) -> None:
+    report = run(postgres_database, seed=7, orders=60, storm_s=30, say=lambda _: None)
+    summary = report.as_dict()
+    assert report.ok, summary["checks"]
+    assert summary["orders"] == 60
+    assert sum(summary["processes_killed"].values()) >= 2, "the storm should have killed processes"
+    assert sum(v for k, v in summary["psp_faults_injected"].items() if k != "webhooks_sent") >= 10

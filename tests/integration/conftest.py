@@ -1,0 +1,38 @@
+"""Integration fixtures: a migrated store (SQLite or PostgreSQL) and the real simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from api.composition import Container, build
+from api.migrate import migrate
+from api.settings import Settings
+from api.threaded_server import ThreadedServer
+
+FAST: dict[str, Any] = {
+    "psp_timeout_s": 0.5,
+    "retry_base_s": 0.05,
+    "retry_max_s": 0.2,
+    "max_attempts": 3,
+    "worker_interval_s": 0.05,
+    "session_ttl_s": 60,
+}
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, **FAST)
+
+
+@pytest.fixture
+def container(
+    settings: Settings, simulator_server: ThreadedServer, simulator: Any
+) -> Iterator[Container]:
+    """The application on a fresh, migrated store, talking to the simulator over HTTP."""
+    migrate(settings)
+    built = build(settings, psp_url=simulator_server.url)
+    yield built
+    built.close()
