@@ -42,6 +42,9 @@ class FaultSettings(BaseModel):
     duplicate_webhook_rate: float = Rate
     amount_mismatch_rate: float = Rate
     webhook_delay_ms: int = Field(default=0, ge=0, le=600_000)
+    processing_delay_ms: int | None = Field(default=None, ge=0, le=600_000)
+    """How long the bank takes to settle a `processing` payment: exactly this long when set,
+    otherwise a draw like a webhook delay."""
     hang_ms: int = Field(default=30_000, ge=0, le=600_000)
     retry_after_s: int = Field(default=1, ge=0, le=3_600)
     faults_on_inquiries: bool = True
@@ -81,6 +84,11 @@ class FaultPlan:
 
     def duplicate_webhook(self) -> bool:
         return self._chance("duplicate_webhook", self.settings.duplicate_webhook_rate)
+
+    def processing_delay_s(self) -> float:
+        """When the bank answers a `processing` payment."""
+        fixed = self.settings.processing_delay_ms
+        return fixed / 1000 if fixed is not None else self.webhook_delay_s()
 
     def webhook_delay_s(self) -> float:
         """Uniform in [0, webhook_delay_ms], so deliveries can arrive out of order."""

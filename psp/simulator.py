@@ -100,7 +100,7 @@ class Simulator:
             self.sender.spawn(self._resolve_later(outcome.processing))
 
     async def _resolve_later(self, payment_id: str) -> None:
-        await asyncio.sleep(self.plan.webhook_delay_s())
+        await asyncio.sleep(self.plan.processing_delay_s())
         for notice in self.books.resolve_processing(payment_id):
             if self.webhook_events != "none":
                 self._deliver(notice)

@@ -78,6 +78,25 @@ class Stack:
             found = conn.execute(sql).fetchone()
             return int(found[0] or 0) if found else 0
 
+    def settle_background_work(self, horizon_s: float = 3.0, timeout_s: float = 15.0) -> None:
+        """Wait until no order has worker tasks due within `horizon_s` (earlier tests' orders
+        may still be inquiring), so a test's scripted faults meet only its own requests."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self._due_soon(horizon_s):
+            time.sleep(0.1)
+
+    def _due_soon(self, horizon_s: float) -> int:
+        sql = "SELECT COUNT(*) FROM {table} WHERE due_at < %s"
+        soon = time.time() + horizon_s
+        if self.database_url.startswith("sqlite"):
+            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
+                query = sql.format(table="work_queue").replace("%s", "?")
+                return int(conn.execute(query, (soon,)).fetchone()[0])
+        url, _, schema = self.database_url.partition("?schema=")
+        with psycopg.connect(url) as conn:
+            found = conn.execute(sql.format(table=f'"{schema}".work_queue'), (soon,)).fetchone()
+            return int(found[0]) if found else 0
+
     def charges(self, reference: str | None = None) -> list[dict[str, Any]]:
         """What the PSP really did (for one order, when given)."""
         payments: list[dict[str, Any]] = self.simulator.get("/_control/payments").json()["payments"]
@@ -203,6 +222,8 @@ def stack(
 
 @pytest.fixture
 def sim(stack: Stack) -> httpx.Client:
-    """The simulator's control API, reset before each test."""
+    """The simulator's control API, reset before each test (once earlier tests' orders have
+    stopped calling it)."""
+    stack.settle_background_work()
     stack.simulator.post("/_control/reset").raise_for_status()
     return stack.simulator

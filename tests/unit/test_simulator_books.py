@@ -100,3 +100,11 @@ def test_a_script_comes_before_the_rates_and_inquiries_get_no_lost_responses() -
 def test_rates_that_sum_past_one_are_refused() -> None:
     with pytest.raises(ValueError, match="sum to more than 1"):
         FaultSettings(timeout_rate=0.6, error_after_rate=0.6)
+
+
+def test_the_bank_answers_a_processing_payment_after_a_fixed_delay_when_asked() -> None:
+    fixed = FaultPlan(FaultSettings(processing_delay_ms=1500, webhook_delay_ms=10))
+    assert [fixed.processing_delay_s() for _ in range(3)] == [1.5, 1.5, 1.5]
+    drawn = FaultPlan(FaultSettings(seed=3, webhook_delay_ms=200))
+    delays = [drawn.processing_delay_s() for _ in range(50)]
+    assert all(0 <= d <= 0.2 for d in delays) and len(set(delays)) > 1
