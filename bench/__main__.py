@@ -179,7 +179,7 @@ def table(r: dict[str, Any]) -> str:
     rates = [
         (
             f"pgbench, a checkout's writes ({r['pgbench_clients']} clients)",
-            r["pgbench_checkout_writes_per_second"],
+            round(r["pgbench_checkout_writes_per_second"], 1),
             "per s",
         ),
         ("status reads", r["reads"]["per_second"], _latency(r["reads"])),

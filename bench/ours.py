@@ -36,6 +36,8 @@ def catch_up_rate(settings: Settings) -> tuple[int, float]:
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DROP TABLE {projection.t(table)}")
+            sql = "DELETE FROM projection_positions WHERE name = %s"
+            tx.execute(sql, (projection.position_name,))
     app.close()
     db.close()
     return events, seconds
