@@ -8,6 +8,7 @@ projection sees is exactly the state at its new position.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -36,9 +37,7 @@ class EventLog:
 
     @staticmethod
     def head_of(db: Database, tx: Tx) -> int:
-        column = "rowid" if db.dialect == "sqlite" else "notification_id"
-        rows = tx.execute(f"SELECT MAX({column}) FROM {db.events_table}")  # noqa: S608
-        return int(rows[0][0] or 0)
+        return int(tx.execute(head_sql(db))[0][0] or 0)
 
     def read(self, tx: Tx, after: int, limit: int) -> list[LogRow]:
         """(position, order id, version) of up to `limit` events after `after`."""
@@ -81,12 +80,27 @@ class EventLog:
         return histories
 
 
-def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> OrderChange:
+def head_sql(db: Database) -> str:
+    """SQL for the position of the newest event (NULL when the log is empty)."""
+    column = "rowid" if db.dialect == "sqlite" else "notification_id"
+    return f"SELECT MAX({column}) FROM {db.events_table}"  # noqa: S608
+
+
+def replay(events: Sequence[Any]) -> PaymentOrder:
+    """The order an order's history (oldest first) builds."""
     order: Any = None
     for event in events:
         order = event.mutate(order)
     if not isinstance(order, PaymentOrder):
-        raise LookupError(f"the events of order {order_id} do not start with Placed")
+        raise LookupError("the history does not start with Placed")
+    return order
+
+
+def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> OrderChange:
+    try:
+        order = replay(events)
+    except LookupError as error:
+        raise LookupError(f"the events of order {order_id} do not start with Placed") from error
     new = tuple(
         (positions[e.originator_version], e) for e in events if e.originator_version in positions
     )

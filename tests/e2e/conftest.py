@@ -6,19 +6,21 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
+from api.settings import database_env
 from chaos.processes import Process, api_server, base_env, free_port, psp_simulator, run_payments
+from projections import queries
+from projections.store import Database, open_database
 from tests.conftest import new_store_url
 
 FAST = {
@@ -56,46 +58,28 @@ class Stack:
     secret: str
     processes: dict[str, Process] = field(default_factory=dict)
 
+    @cached_property
+    def store(self) -> Database:
+        """The stack's database, read straight (closed by `stop_stack`)."""
+        return open_database(database_env(self.database_url, pool_size=2), pool_size=2)
+
     def events_recorded(self) -> int:
         """How many events the store holds (straight from the database)."""
-        if self.database_url.startswith("sqlite"):
-            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
-                return int(conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
-        url, _, schema = self.database_url.partition("?schema=")
-        with psycopg.connect(url) as conn:
-            row = conn.execute(f'SELECT COUNT(*) FROM "{schema}".payments_events').fetchone()  # noqa: S608
-            return int(row[0]) if row else 0
+        return int(self.store.one(f"SELECT COUNT(*) FROM {self.store.events_table}")[0][0])  # noqa: S608
 
     def latest_position(self) -> int:
         """The newest notification id in the store (straight from the database)."""
-        if self.database_url.startswith("sqlite"):
-            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
-                row = conn.execute("SELECT MAX(rowid) FROM stored_events").fetchone()
-                return int(row[0] or 0)
-        url, _, schema = self.database_url.partition("?schema=")
-        with psycopg.connect(url) as conn:
-            sql = f'SELECT MAX(notification_id) FROM "{schema}".payments_events'  # noqa: S608
-            found = conn.execute(sql).fetchone()
-            return int(found[0] or 0) if found else 0
+        return queries.log_head(self.store)
 
     def settle_background_work(self, horizon_s: float = 3.0, timeout_s: float = 15.0) -> None:
         """Wait until no order has worker tasks due within `horizon_s` (earlier tests' orders
         may still be inquiring), so a test's scripted faults meet only its own requests."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self._due_soon(horizon_s):
+        sql = "SELECT COUNT(*) FROM work_queue WHERE due_at < %s"
+        while time.monotonic() < deadline:
+            if not self.store.one(sql, (time.time() + horizon_s,))[0][0]:
+                return
             time.sleep(0.1)
-
-    def _due_soon(self, horizon_s: float) -> int:
-        sql = "SELECT COUNT(*) FROM {table} WHERE due_at < %s"
-        soon = time.time() + horizon_s
-        if self.database_url.startswith("sqlite"):
-            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
-                query = sql.format(table="work_queue").replace("%s", "?")
-                return int(conn.execute(query, (soon,)).fetchone()[0])
-        url, _, schema = self.database_url.partition("?schema=")
-        with psycopg.connect(url) as conn:
-            found = conn.execute(sql.format(table=f'"{schema}".work_queue'), (soon,)).fetchone()
-            return int(found[0]) if found else 0
 
     def charges(self, reference: str | None = None) -> list[dict[str, Any]]:
         """What the PSP really did (for one order, when given)."""
@@ -206,6 +190,7 @@ def stop_stack(stack: Stack, *, audit: bool = True) -> None:
         )
     stack.api.close()
     stack.simulator.close()
+    stack.store.close()
     for process in stack.processes.values():
         process.stop()
 
