@@ -22,6 +22,7 @@ from domain.order import PaymentOrder
 from domain.worklist import Timing, next_due
 from projections import checks
 from projections.catalog import NAMES
+from projections.log import replay
 from projections.store import Database, Tx
 
 CHUNK = 500
@@ -106,7 +107,7 @@ class Auditor:
         ]
         if not events:
             raise LookupError(f"order {order_id} has no events in that range")
-        return checks.rebuild(events), events
+        return replay(events), events
 
     # ----------------------------------------------------------------- reading
 
@@ -161,7 +162,7 @@ class Auditor:
         for order_id, history in chunk:
             report.orders += 1
             report.events += len(history)
-            order = checks.rebuild([e for _, e in history])
+            order = replay([e for _, e in history])
             checks.audit_history(order_id, history, order, report)
             self._compare(order_id, history, order, models, report)
 
@@ -181,7 +182,7 @@ class Auditor:
             if last <= position:
                 return order
             seen = [e for p, e in history if p <= position]
-            return checks.rebuild(seen) if seen else None
+            return replay(seen) if seen else None
 
         models.check_order(order_id, as_of(positions["orders"]), report)
         queued = as_of(positions["work_queue"])

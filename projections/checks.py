@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -21,15 +20,6 @@ if TYPE_CHECKING:
     from projections.audit import Report
 
 _SUCCESSES = {"Authorized", "Captured", "Voided", "Refunded"}
-
-
-def rebuild(events: Sequence[Any]) -> PaymentOrder:
-    order: Any = None
-    for event in events:
-        order = event.mutate(order)
-    if not isinstance(order, PaymentOrder):
-        raise LookupError("the history does not start with Placed")
-    return order
 
 
 def audit_history(

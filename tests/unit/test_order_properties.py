@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from domain.calls import Action, CallKind
 from domain.errors import DomainError
-from domain.order import PaymentOrder
+from domain.order import RESOLUTIONS, PaymentOrder
 from domain.psp import (
     PSPConnectionLost,
     PSPRateLimited,
@@ -31,16 +31,7 @@ OUTAGES = [
     PSPRateLimited("r", retry_after_s=1),
     PSPServerError("s", status_code=500),
 ]
-RESOLUTION_OUTCOMES = [
-    "authorized",
-    "captured",
-    "not_charged",
-    "not_captured",
-    "voided",
-    "not_voided",
-    "refunded",
-    "not_refunded",
-]
+RESOLUTION_OUTCOMES = sorted({o for outcomes in RESOLUTIONS.values() for o in outcomes})
 minutes = st.integers(min_value=0, max_value=45).map(lambda m: NOW + timedelta(minutes=m))
 
 
