@@ -10,17 +10,19 @@ from api.reads import POSITION_HEADER
 from domain.application import Written
 from projections.documents import order_json
 
+IN_FLIGHT = "a request with this Idempotency-Key is still waiting for the PSP; retry shortly"
+
+
+def refuse_in_flight(written: Written, detail: str = IN_FLIGHT) -> None:
+    """409 with Retry-After when a replayed key's first request still awaits the PSP."""
+    if written.replayed and written.order.awaiting_psp:
+        raise Problem(409, "request-in-flight", detail, headers={"Retry-After": "1"})
+
 
 def answer(written: Written, status_code: int, **headers: str) -> Response:
     """The order a command wrote: `status_code` when the command did something, 200 when the
     Idempotency-Key had already done it, 409 while that first request awaits the PSP."""
-    if written.replayed and written.order.awaiting_psp:
-        raise Problem(
-            409,
-            "request-in-flight",
-            "a request with this Idempotency-Key is still waiting for the PSP; retry shortly",
-            headers={"Retry-After": "1"},
-        )
+    refuse_in_flight(written)
     if written.position is not None:
         headers[POSITION_HEADER] = str(written.position)
     return Response(

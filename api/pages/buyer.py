@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.answers import refuse_in_flight
 from api.auth import AnyCaller
 from api.deps import App, OrderId, RequiredKey, visible_order
 from api.pages.buyer_view import buyer_view, sellers
@@ -96,13 +97,7 @@ def retry(
     if len(order.attempts) >= MAX_ATTEMPTS:
         raise Problem(409, "too-many-attempts", "Too many attempts: please start a new checkout.")
     written = app.add_attempt(order.id, body.payment_method, key)
-    if written.replayed and written.order.awaiting_psp:
-        raise Problem(
-            409,
-            "request-in-flight",
-            "Your last try is still in progress.",
-            headers={"Retry-After": "1"},
-        )
+    refuse_in_flight(written, "Your last try is still in progress.")
     code = status.HTTP_200_OK if written.replayed else status.HTTP_201_CREATED
     return _json(_view(written.order), code)
 
