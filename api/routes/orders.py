@@ -95,9 +95,10 @@ def _order_from_store(
         found = queries.order(db, str(order_id))
         if found and caller.may_see(found[0]):
             return Response(found[1], media_type="application/json")
-    visible_order(app, caller, order_id)
-    document = order_json(app.get_order(order_id, version=version))
-    return Response(document, media_type="application/json")
+    order = visible_order(app, caller, order_id)
+    if version is not None:
+        order = app.get_order(order_id, version=version)
+    return Response(order_json(order), media_type="application/json")
 
 
 @router.get("/{order_id}/events", responses=responses(401, 403, 404, 422, 503))
