@@ -23,17 +23,15 @@ from chaos.processes import base_env, free_port
 
 # A checkout writes twice, each time one call of the event store's insert function
 # (api/recorders.py): Placed with AuthorizationRequested, then the outcome. The sizes are
-# those of real events (bytes of JSON). pgbench reads `:word` as a variable, so the
-# topics' colons are spelled `' || ':' || '`.
+# those of real events (bytes of JSON); the topics are the events' stored names.
 CHECKOUT_SQL = """SELECT gen_random_uuid() AS oid \\gset
 SELECT id FROM pgbench_insert_events_uuid(
   ARRAY[:oid, :oid]::uuid[], ARRAY[1, 2]::bigint[],
-  ARRAY['domain.order' || ':' || 'PaymentOrder.Placed',
-        'domain.order_base' || ':' || 'OrderBase.AuthorizationRequested'],
+  ARRAY['PaymentOrder.Placed', 'PaymentOrder.AuthorizationRequested'],
   ARRAY[convert_to(repeat('p', 780), 'UTF8'), convert_to(repeat('a', 370), 'UTF8')]) AS id;
 SELECT id FROM pgbench_insert_events_uuid(
   ARRAY[:oid]::uuid[], ARRAY[3]::bigint[],
-  ARRAY['domain.order_outcomes' || ':' || 'OrderOutcomes.Captured'],
+  ARRAY['PaymentOrder.Captured'],
   ARRAY[convert_to(repeat('c', 330), 'UTF8')]) AS id;
 """
 

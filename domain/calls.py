@@ -9,6 +9,7 @@ from enum import StrEnum
 from domain.cart import SellerShare
 from domain.statuses import AttemptStatus, OperationStatus
 
+_PENDING, _UNKNOWN, _FAILED = "pending", "unknown", "failed"
 NOT_RECEIVED = "not_received"
 """Failure code of a call an inquiry found the PSP never received: safe to send again."""
 
@@ -58,27 +59,33 @@ class PspCall:
     """When the worker gave the call up as not processed (reconciliation asks once more)."""
     reconciled: bool = False
 
+    status: AttemptStatus | OperationStatus = AttemptStatus.PENDING
+    """Each subclass narrows it to its own status enum; `pending`, `unknown` and `failed`
+    mean the same in both, so the members below are shared."""
+
     @property
     def in_flight(self) -> bool:
         """True until the call has a final recorded outcome."""
-        raise NotImplementedError
+        return self.status in (_PENDING, _UNKNOWN)
 
     @property
     def outcome_unknown(self) -> bool:
         """True when the PSP may or may not have processed the call."""
-        raise NotImplementedError
+        return self.status == _UNKNOWN
 
     @property
     def failed(self) -> bool:
         """True once the call was given up, believed not processed."""
-        raise NotImplementedError
+        return self.status == _FAILED
 
     def mark_in_flight(self, *, unknown: bool) -> None:
         """Pending (known not processed, or accepted and processing) or unknown."""
-        raise NotImplementedError
+        self.status = type(self.status)(_UNKNOWN if unknown else _PENDING)
 
     def mark_failed(self, code: str, message: str) -> None:
-        raise NotImplementedError
+        self.status = type(self.status)(_FAILED)
+        self.note_failure(code, message)
+        self.schedule(None, None)
 
     @property
     def awaits_reconciliation(self) -> bool:
@@ -109,26 +116,6 @@ class Attempt(PspCall):
     payment_method: str = ""
     status: AttemptStatus = AttemptStatus.PENDING
 
-    @property
-    def in_flight(self) -> bool:
-        return self.status in (AttemptStatus.PENDING, AttemptStatus.UNKNOWN)
-
-    @property
-    def outcome_unknown(self) -> bool:
-        return self.status == AttemptStatus.UNKNOWN
-
-    @property
-    def failed(self) -> bool:
-        return self.status == AttemptStatus.FAILED
-
-    def mark_in_flight(self, *, unknown: bool) -> None:
-        self.status = AttemptStatus.UNKNOWN if unknown else AttemptStatus.PENDING
-
-    def mark_failed(self, code: str, message: str) -> None:
-        self.status = AttemptStatus.FAILED
-        self.note_failure(code, message)
-        self.schedule(None, None)
-
 
 @dataclass
 class Operation(PspCall):
@@ -138,26 +125,6 @@ class Operation(PspCall):
     purpose: Purpose = Purpose.MERCHANT
     allocation: tuple[SellerShare, ...] = ()
     status: OperationStatus = OperationStatus.PENDING
-
-    @property
-    def in_flight(self) -> bool:
-        return self.status in (OperationStatus.PENDING, OperationStatus.UNKNOWN)
-
-    @property
-    def outcome_unknown(self) -> bool:
-        return self.status == OperationStatus.UNKNOWN
-
-    @property
-    def failed(self) -> bool:
-        return self.status == OperationStatus.FAILED
-
-    def mark_in_flight(self, *, unknown: bool) -> None:
-        self.status = OperationStatus.UNKNOWN if unknown else OperationStatus.PENDING
-
-    def mark_failed(self, code: str, message: str) -> None:
-        self.status = OperationStatus.FAILED
-        self.note_failure(code, message)
-        self.schedule(None, None)
 
     def mark_succeeded(self, psp_reference: str | None) -> None:
         self.status = OperationStatus.SUCCEEDED
