@@ -342,7 +342,7 @@ class _SQLiteTx(Tx):
 
 
 def open_database(env: dict[str, str], pool_size: int = 4) -> Database:
-    """The read side's database for the event store's settings (see api.settings)."""
+    """The read side's database for the event store's settings (see bootstrap.settings)."""
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteDatabase(env["SQLITE_DBNAME"])
     return PostgresDatabase(postgres_conninfo(env), env.get("POSTGRES_SCHEMA", ""), pool_size)

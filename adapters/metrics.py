@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from adapters.db import Database
 from projections.runner import ProjectionRunner
-from projections.store import Database
 
 
 @dataclass

@@ -7,7 +7,7 @@ from fastapi import Response
 
 from api.problems import Problem
 from api.reads import POSITION_HEADER
-from domain.application import Written
+from app.application import Written
 from projections.documents import order_json
 
 IN_FLIGHT = "a request with this Idempotency-Key is still waiting for the PSP; retry shortly"

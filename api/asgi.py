@@ -1,6 +1,6 @@
 """The ASGI app for `payments serve --workers N`: each server process builds its own container.
 
-The parent process (see api.cli.serve) has migrated the tables, started the simulator if
+The parent process (see cli.main.serve) has migrated the tables, started the simulator if
 needed, and exported PAYMENTS_PSP_URL and PAYMENTS_WEBHOOK_SECRET for its children; it runs
 the recovery worker and the projection runner itself, so children serve HTTP only.
 """
@@ -11,10 +11,10 @@ import os
 
 from fastapi import FastAPI
 
-from api import logs
-from api.composition import build
 from api.main import create_app
-from api.settings import Settings
+from bootstrap import logs
+from bootstrap.composition import build
+from bootstrap.settings import Settings
 
 
 def create() -> FastAPI:

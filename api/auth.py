@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from api.problems import Problem
-from api.settings import Role
+from bootstrap.settings import Role
 
 DEV_CLIENT = "development"
 

@@ -7,12 +7,12 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Path, Request
 
+from adapters.db import Database
 from api.auth import Caller
 from api.schemas import IdempotencyKey
-from domain.application import PaymentsApp
+from app.application import PaymentsApp
 from domain.errors import OrderNotFound
 from domain.order import PaymentOrder
-from projections.store import Database
 
 # The dependencies are `async def` though they never await: FastAPI runs a plain `def`
 # dependency on the thread pool, a hop per dependency per request.

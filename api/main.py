@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, pages, problems
-from api.composition import Container
 from api.limits import BodySizeLimit
 from api.routes import checkouts, health, operations, orders, webhooks
-from api.settings import Settings
+from bootstrap.composition import Container
+from bootstrap.settings import Settings
 
 
 def create_app(container: Container | None) -> FastAPI:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.db import STORE_ERRORS
 from domain.errors import (
     ConcurrentChange,
     DomainError,
@@ -23,7 +24,6 @@ from domain.errors import (
     IllegalTransition,
     OrderNotFound,
 )
-from projections.store import STORE_ERRORS
 
 MEDIA_TYPE = "application/problem+json"
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import Query
 
+from adapters.db import Database
 from api.problems import Problem, invalid
 from projections.queries import log_head, position_of
-from projections.store import Database
 
 POSITION_HEADER = "Payments-Position"
 WAIT_S = 2.0

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 from eventsourcing.utils import Environment, EnvType
 
 from domain.calls import CallKind, PspCall
@@ -30,7 +30,6 @@ from domain.errors import ConcurrentChange, IdempotencyKeyReused, OrderNotFound
 from domain.order import PaymentOrder
 from domain.psp import AuthorizeRequest, FollowUpRequest, PSPOutage, PSPPort, PSPRejected, PSPResult
 from domain.recovery import Recovery, RetryPolicy
-from domain.transcoder import OrjsonTranscoder
 from domain.worklist import Timing
 
 log = logging.getLogger("payments.app")
@@ -90,8 +89,10 @@ class PaymentsApp(Application[UUID]):
         config: PaymentsConfig,
         clock: Clock = system_clock,
         rand: Callable[[], float] = random.random,
+        codec: Callable[[], JSONTranscoder] = JSONTranscoder,
     ) -> None:
         self.psp = psp
+        self.codec = codec
         self.config = config
         self.clock = clock
         self.recovery = Recovery(config.policy, rand)
@@ -101,8 +102,8 @@ class PaymentsApp(Application[UUID]):
         super().__init__(dict(env))
 
     def construct_transcoder(self) -> Transcoder:
-        """The library's JSON format, read with orjson (domain/transcoder.py)."""
-        transcoder = OrjsonTranscoder()
+        """The event store's JSON codec, as the composition root chose it (adapters/codec.py)."""
+        transcoder = self.codec()
         self.register_transcodings(transcoder)
         return transcoder
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 from uuid import UUID
 
-from domain.application import PaymentsApp, Written
+from app.application import PaymentsApp, Written
 from domain.calls import CallKind, PspCall, Purpose
 from domain.order import PaymentOrder
 from domain.psp import PSPOutage

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.db import open_database
 from bench import baselines, library, ours, wrk
 from bench.stack import ADMIN_URL, BenchStack
-from projections.store import open_database
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -22,7 +22,7 @@ from bench import wrk
 from chaos.processes import base_env, free_port
 
 # A checkout writes twice, each time one call of the event store's insert function
-# (api/recorders.py): Placed with AuthorizationRequested, then the outcome. The sizes are
+# (adapters/event_store.py): Placed with AuthorizationRequested, then the outcome. The sizes are
 # those of real events (bytes of JSON); the topics are the events' stored names.
 CHECKOUT_SQL = """SELECT gen_random_uuid() AS oid \\gset
 SELECT id FROM pgbench_insert_events_uuid(

@@ -6,21 +6,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from api.settings import Settings
-from domain.application import PaymentsApp
+from adapters.codec import OrjsonTranscoder
+from adapters.db import Database, open_database
+from adapters.psp.unavailable import NoPSP
+from app.application import PaymentsApp
+from bootstrap.settings import Settings
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections, create_tables
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
-from projections.store import Database, open_database
-from psp.unavailable import NoPSP
 
 SUFFIX = "__bench"
 
 
 def open_store(settings: Settings) -> tuple[PaymentsApp, Database]:
     env = settings.event_store_env()
-    return PaymentsApp(env, psp=NoPSP(), config=settings.payments_config()), open_database(env)
+    return PaymentsApp(
+        env, psp=NoPSP(), config=settings.payments_config(), codec=OrjsonTranscoder
+    ), open_database(env)
 
 
 def catch_up_rate(settings: Settings) -> tuple[int, float]:

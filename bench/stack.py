@@ -11,7 +11,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from api.settings import Settings
+from bootstrap.settings import Settings
 from chaos.processes import BIN, Process, api_server, base_env, free_port, psp_simulator
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -9,19 +9,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from api import failpoints
-from api.metrics import Metrics
-from api.settings import Settings
-from domain.application import PaymentsApp
+from adapters.codec import OrjsonTranscoder
+from adapters.db import Database, open_database, postgres_conninfo
+from adapters.listen import listen
+from adapters.metrics import Metrics
+from adapters.psp.metered import MeteredPSP
+from adapters.psp.simulator import HttpPSP
+from adapters.psp.unavailable import NoPSP
+from app.application import PaymentsApp
+from bootstrap import failpoints
+from bootstrap.settings import Settings
 from domain.psp import PSPPort
 from projections.catalog import all_projections
-from projections.listen import listen
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
-from projections.store import Database, open_database, postgres_conninfo
-from psp.client import HttpPSP
-from psp.metered import MeteredPSP
-from psp.unavailable import NoPSP
 from workers.recovery import RecoveryWorker
 
 
@@ -81,7 +82,7 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     if with_psp and url:
         http = HttpPSP(url, settings.psp_timeout_s)
         psp = MeteredPSP(http, metrics.psp_calls, metrics.psp_seconds)
-    app = PaymentsApp(env, psp=psp, config=config)
+    app = PaymentsApp(env, psp=psp, config=config, codec=OrjsonTranscoder)
     app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
     db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
     runner = ProjectionRunner(db, EventLog(db, app.mapper), all_projections(config.timing))

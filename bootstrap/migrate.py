@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import psycopg
 
-from api.settings import Settings
-from domain.application import PaymentsApp
+from adapters.codec import OrjsonTranscoder
+from adapters.db import open_database, postgres_conninfo
+from adapters.psp.unavailable import NoPSP
+from app.application import PaymentsApp
+from bootstrap.settings import Settings
 from projections.catalog import all_projections, create_tables
-from projections.store import open_database, postgres_conninfo
-from psp.unavailable import NoPSP
 
 MIGRATION_LOCK = 0x70617931  # an arbitrary, fixed advisory-lock id ("pay1")
 
@@ -21,7 +22,7 @@ def migrate(settings: Settings) -> None:
     env = settings.event_store_env(create_tables=True)
     config = settings.payments_config()
     with _exclusive(env):
-        app = PaymentsApp(env, psp=NoPSP(), config=config)
+        app = PaymentsApp(env, psp=NoPSP(), config=config, codec=OrjsonTranscoder)
         app.close()
         db = open_database(env, pool_size=1)
         try:

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api import failpoints
-from domain.application import PaymentsConfig
+from app.application import PaymentsConfig
+from bootstrap import failpoints
 from domain.recovery import RetryPolicy
 
 
@@ -149,8 +149,8 @@ def _postgres_env(url: str, pool_size: int, connect_timeout_s: int) -> dict[str,
         "POSTGRES_POOL_SIZE": str(max(1, pool_size // 2)),
         "POSTGRES_MAX_OVERFLOW": str(pool_size - max(1, pool_size // 2)),
         "POSTGRES_CONNECT_TIMEOUT": str(connect_timeout_s),
-        "APPLICATION_RECORDER_TOPIC": "api.recorders:FailFastPostgresRecorder",
-        "POSTGRES_PRE_PING": "n",  # a failed query checks the pool instead (api/recorders.py)
+        "APPLICATION_RECORDER_TOPIC": "adapters.event_store:FailFastPostgresRecorder",
+        "POSTGRES_PRE_PING": "n",  # a failed query checks the pool (adapters/event_store.py)
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
     }

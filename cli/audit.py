@@ -10,12 +10,12 @@ from uuid import UUID
 import typer
 from rich.progress import Progress
 
-from api.cli_common import build_or_exit, load_settings
-from api.composition import Container
+from adapters.db import STORE_ERRORS
+from bootstrap.composition import Container
+from cli.common import build_or_exit, load_settings
 from projections.audit import Auditor, summary, to_json
 from projections.documents import order_document
 from projections.log import EventLog
-from projections.store import STORE_ERRORS
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 

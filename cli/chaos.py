@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from api.cli_common import load_settings
 from chaos.harness import ChaosReport, run
 from chaos.stack import without_query
+from cli.common import load_settings
 
 
 def chaos(

@@ -11,8 +11,8 @@ import typer
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from api.composition import Container, build
-from api.settings import Settings
+from bootstrap.composition import Container, build
+from bootstrap.settings import Settings
 
 log = logging.getLogger("payments")
 

@@ -15,10 +15,15 @@ import typer
 import uvicorn
 from pydantic import SecretStr
 
-from api import logs
-from api.cli_audit import audit
-from api.cli_chaos import chaos
-from api.cli_common import (
+from api.main import create_app
+from api.threaded_server import ThreadedServer
+from bootstrap import logs
+from bootstrap.composition import build
+from bootstrap.migrate import migrate as run_migrations
+from bootstrap.settings import Settings
+from cli.audit import audit
+from cli.chaos import chaos
+from cli.common import (
     MetricsHost,
     MetricsPort,
     build_or_exit,
@@ -27,12 +32,7 @@ from api.cli_common import (
     run_until_signal,
     serve_metrics,
 )
-from api.cli_projections import projections_cli
-from api.composition import build
-from api.main import create_app
-from api.migrate import migrate as run_migrations
-from api.settings import Settings
-from api.threaded_server import ThreadedServer
+from cli.projections import projections_cli
 from psp.simulator import create_simulator
 
 cli = typer.Typer(

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TextColumn
 
-from api.cli_common import MetricsHost, MetricsPort, build_or_exit, load_settings, run_until_signal
-from api.composition import Container, build
+from bootstrap.composition import Container, build
+from cli.common import MetricsHost, MetricsPort, build_or_exit, load_settings, run_until_signal
 from projections import rebuild as rebuilding
 from projections.catalog import NAMES, all_projections
 

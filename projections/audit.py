@@ -17,13 +17,13 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from adapters.db import Database, Tx
 from domain.ledger import postings_for
 from domain.order import PaymentOrder
 from domain.worklist import Timing, next_due
 from projections import checks
 from projections.catalog import NAMES
 from projections.log import replay
-from projections.store import Database, Tx
 
 CHUNK = 500
 

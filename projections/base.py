@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
+from adapters.db import Tx
 from domain.order import PaymentOrder
-from projections.store import Tx
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from adapters.db import Database
 from domain.worklist import Timing
 from projections.base import Projection
 from projections.failures import FailuresProjection
 from projections.ledger import LedgerProjection
 from projections.orders import OrdersProjection
-from projections.store import Database
 from projections.work_queue import WorkQueueProjection
 
 

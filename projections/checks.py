@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from adapters.db import Database, Tx
 from domain.ledger import postings_for
 from domain.order import PaymentOrder
 from domain.worklist import Work
 from projections.base import OrderChange
 from projections.failures import failure_of
 from projections.orders import attempt_rows, order_row
-from projections.store import Database, Tx
 
 if TYPE_CHECKING:
     from projections.audit import Report

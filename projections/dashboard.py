@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.store import Database
+from adapters.db import Database
 
 HOUR = 3600
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from adapters.db import Tx
 from projections.base import OrderChange, Projection
-from projections.store import Tx
 
 
 def failure_of(event: Any) -> tuple[str, str, int, str, str] | None:

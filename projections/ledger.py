@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import ClassVar
 
+from adapters.db import Tx
 from domain.ledger import postings_for
 from projections.base import OrderChange, Projection
-from projections.store import Tx
 
 
 class LedgerProjection(Projection):

@@ -14,9 +14,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from adapters.db import Database, Tx
 from domain.order import PaymentOrder
 from projections.base import OrderChange
-from projections.store import Database, Tx
 
 LogRow = tuple[int, UUID, int]
 

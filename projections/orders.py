@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from adapters.db import Tx
 from projections.base import OrderChange, Projection
 from projections.documents import order_json
-from projections.store import Tx
 
 
 class OrdersProjection(Projection):

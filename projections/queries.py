@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.db import Database
 from projections.log import head_sql
-from projections.store import Database
 
 
 @dataclass(frozen=True)

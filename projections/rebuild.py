@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.db import Database, Tx
 from projections.base import Projection
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
-from projections.store import Database, Tx
 
 SUFFIX = "__rebuild"
 

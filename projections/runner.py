@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from adapters.db import STORE_ERRORS, Database, Tx
 from projections.base import Projection
 from projections.log import EventLog
-from projections.store import STORE_ERRORS, Database, Tx
 
 log = logging.getLogger("payments.projections")
 BATCH_SIZE = 500

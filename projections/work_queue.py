@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from adapters.db import Tx
 from domain.worklist import Timing, next_due
 from projections.base import OrderChange, Projection
-from projections.store import Tx
 
 
 class WorkQueueProjection(Projection):

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from psp.signature import HEADER, sign
+from adapters.psp.signature import HEADER, sign
 from psp.sim_state import Notice
 
 log = logging.getLogger("psp.sim.webhooks")

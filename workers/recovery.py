@@ -17,11 +17,11 @@ from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
-from domain.application import PaymentsApp
+from adapters.db import STORE_ERRORS, Database
+from app.application import PaymentsApp
+from app.recovery_commands import RecoveryCommands
 from domain.errors import DomainError
-from domain.recovery_commands import RecoveryCommands
 from domain.worklist import Task, Work, due
-from projections.store import STORE_ERRORS, Database
 
 log = logging.getLogger("payments.worker")
 BATCH = 50

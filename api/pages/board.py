@@ -9,9 +9,9 @@ from uuid import UUID
 
 from prometheus_client import Histogram
 
-from api.composition import Container
 from api.pages import text
 from api.pages.charts import Chart, slot_starts, stacked
+from bootstrap.composition import Container
 from domain.calls import CallKind
 from domain.errors import OrderNotFound
 from domain.money import format_amount

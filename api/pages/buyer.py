@@ -23,8 +23,8 @@ from api.pages.rendering import HtmlRoute, render
 from api.pages.tokens import status_link, token_matches
 from api.problems import Problem, responses
 from api.schemas import AttemptIn
-from api.settings import Settings
-from domain.application import PaymentsApp
+from app.application import PaymentsApp
+from bootstrap.settings import Settings
 from domain.errors import OrderNotFound
 from domain.order import PaymentOrder
 from projections.documents import order_document

@@ -9,7 +9,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.composition import Container
 from api.pages import sessions
 from api.pages.board import board, outcome_choices
 from api.pages.buyer_view import sellers
@@ -17,6 +16,7 @@ from api.pages.rendering import Form, HtmlRoute, Redirect, error_page, redirect,
 from api.pages.text import explain, status_sentence
 from api.pages.timeline import timeline
 from api.pages.tokens import status_link
+from bootstrap.composition import Container
 from domain.errors import OrderNotFound
 from projections.documents import order_document
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from api.auth import DEV_CLIENT, client_id_for
 from api.pages.tokens import PROCESS_SECRET
-from api.settings import Role, Settings
+from bootstrap.settings import Role, Settings
 
 COOKIE = "payments_session"
 TTL_S = 8 * 3600

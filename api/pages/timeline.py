@@ -11,7 +11,7 @@ from uuid import UUID
 from api.pages import text
 from api.pages.rendering import utc
 from api.schemas import event_out
-from domain.application import PaymentsApp
+from app.application import PaymentsApp
 from domain.money import format_amount
 
 SENTENCES: dict[str, str] = {

@@ -27,7 +27,7 @@ import re
 import secrets
 from uuid import UUID
 
-from api.settings import Settings
+from bootstrap.settings import Settings
 
 PROCESS_SECRET = secrets.token_bytes(32)
 """Drawn once per process; the key of last resort when no webhook secret is configured."""

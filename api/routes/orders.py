@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from adapters.db import Database
 from api.answers import answer
 from api.auth import AnyCaller, Caller, OpsCaller
 from api.deps import App, Db, OptionalKey, OrderId, visible_order
@@ -24,11 +25,10 @@ from api.schemas import (
     ResolveIn,
     event_out,
 )
-from domain.application import PaymentsApp
+from app.application import PaymentsApp
 from domain.statuses import OrderStatus
 from projections import queries
 from projections.documents import order_json
-from projections.store import Database
 
 router = APIRouter(prefix="/v1/payment-orders", tags=["payment orders"])
 COMMAND_ERRORS = responses(400, 401, 403, 404, 409, 413, 422, 503)

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
+from adapters.psp.signature import HEADER, InvalidSignature, verify
+from adapters.psp.simulator import map_status
 from api.deps import App
 from api.problems import Problem, responses
 from domain.calls import CallKind
 from domain.errors import OrderNotFound
 from domain.ids import parse_psp_key
 from domain.psp import PSPResult
-from psp.client import map_status
-from psp.signature import HEADER, InvalidSignature, verify
 
 router = APIRouter(tags=["webhooks"])
 Text = Annotated[str, Field(min_length=1, max_length=255)]

@@ -11,11 +11,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from api.auth import client_id_for
-from api.composition import build
 from api.main import create_app
-from api.migrate import migrate
-from api.settings import Settings
 from api.threaded_server import ThreadedServer
+from bootstrap.composition import build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
 from tests.browser.conftest import (
     CHECKOUT_KEY,
     DESKTOP,

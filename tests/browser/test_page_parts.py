@@ -14,7 +14,7 @@ from api.pages import sessions, text, tokens
 from api.pages.board import psp_latency
 from api.pages.charts import HEIGHT, WIDTH, slot_starts, stacked
 from api.pages.timeline import SENTENCES, describe
-from api.settings import Settings
+from bootstrap.settings import Settings
 from domain.statuses import AttemptStatus, OrderStatus
 
 OPS = "ops-key-0123456789"

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import database_env
+from adapters.db import Database, open_database
+from bootstrap.settings import database_env
 from chaos.processes import Process, api_server, base_env, free_port, psp_simulator, run_payments
 from projections import queries
-from projections.store import Database, open_database
 from tests.conftest import new_store_url
 
 FAST = {

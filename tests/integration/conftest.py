@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from api.composition import Container, build
-from api.migrate import migrate
-from api.settings import Settings
 from api.threaded_server import ThreadedServer
+from bootstrap.composition import Container, build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
 
 FAST: dict[str, Any] = {
     "psp_timeout_s": 0.5,

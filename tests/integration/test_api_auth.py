@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api.composition import Container, build
 from api.main import create_app
-from api.migrate import migrate
-from api.settings import Settings
 from api.threaded_server import ThreadedServer
+from bootstrap.composition import Container, build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
 from tests.integration.conftest import FAST
 
 CHECKOUT_A, CHECKOUT_B, OPS = "checkout-key-a", "checkout-key-b", "ops-key-0001"

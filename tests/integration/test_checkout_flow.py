@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from api.composition import Container, build
+from app.recovery_commands import RecoveryCommands
+from bootstrap.composition import Container, build
 from domain.calls import CallKind
 from domain.cart import Checkout, LineItem
 from domain.errors import IdempotencyKeyReused, OrderNotFound
 from domain.psp import PSPResult, PSPStatus
-from domain.recovery_commands import RecoveryCommands
 from domain.statuses import AttemptStatus, OrderStatus
 
 ITEMS = (LineItem("seller-a", "mug", 2, 1000), LineItem("seller-b", "tea", 1, 550))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.composition import Container
+from bootstrap.composition import Container
 from projections import dashboard
 
 HOUR = 3600.0

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.composition import build
 from api.main import create_app
-from api.settings import Settings
+from bootstrap.composition import build
+from bootstrap.settings import Settings
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1"
 VARYING = {"events_per_second", "seconds"}
@@ -49,7 +49,7 @@ def old_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 def payments(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run our CLI, as an operator upgrading would."""
     env = {**os.environ, "PAYMENTS_DATABASE_URL": url, "PAYMENTS_LOG_FORMAT": "text"}
-    cli = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    cli = [sys.executable, "-c", "from cli.main import main; main()", *args]
     return subprocess.run(cli, env=env, capture_output=True, text=True, check=False, timeout=120)  # noqa: S603
 
 

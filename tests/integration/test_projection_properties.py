@@ -11,7 +11,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.composition import Container
+from bootstrap.composition import Container
 from domain.cart import Checkout, LineItem
 from domain.errors import DomainError
 from projections.audit import Auditor

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from api.composition import Container
+from adapters.db import Tx
+from bootstrap.composition import Container
 from domain.cart import Checkout, LineItem
 from projections.audit import Auditor
 from projections.base import OrderChange, Projection
@@ -16,7 +17,6 @@ from projections.catalog import all_projections
 from projections.log import EventLog
 from projections.rebuild import SUFFIX, rebuild
 from projections.runner import ProjectionRunner
-from projections.store import Tx
 
 ITEMS = (LineItem("seller-a", "mug", 2, 1000), LineItem("seller-b", "tea", 1, 555))
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.composition import build
 from api.main import create_app
-from api.migrate import migrate
-from api.settings import Settings
 from api.threaded_server import ThreadedServer
+from bootstrap.composition import build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
 from tests.integration.conftest import FAST
 
 CART: dict[str, Any] = {

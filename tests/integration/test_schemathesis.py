@@ -18,11 +18,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.composition import build
 from api.main import create_app
-from api.migrate import migrate
-from api.settings import Settings
 from api.threaded_server import ThreadedServer
+from bootstrap.composition import build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
 from tests.conftest import STORES, new_store_url
 from tests.integration.conftest import FAST
 

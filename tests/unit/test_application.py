@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.application import PaymentsApp, PaymentsConfig
+from app.application import PaymentsApp, PaymentsConfig
 from domain.calls import Action
 from domain.cart import Checkout, LineItem
 from domain.errors import IdempotencyKeyReused, IllegalTransition, OrderNotFound

@@ -6,8 +6,8 @@ import pytest
 from eventsourcing.domain import ProgrammingError
 from eventsourcing.utils import get_topic, resolve_topic
 
+from app.application import PaymentsApp, PaymentsConfig
 from domain import event_names
-from domain.application import PaymentsApp, PaymentsConfig
 from domain.cart import Checkout, LineItem
 from domain.order import PaymentOrder
 from tests.unit.fakes import FakeClock, FakePSP

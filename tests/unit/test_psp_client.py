@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from adapters.psp.simulator import HttpPSP, map_status
 from domain.psp import (
     AuthorizeRequest,
     PSPConnectionLost,
@@ -17,7 +18,6 @@ from domain.psp import (
     PSPTimeout,
     PSPUnavailable,
 )
-from psp.client import HttpPSP, map_status
 
 REQUEST = AuthorizeRequest("key-1", "order-1", 1000, "EUR", "pm_card_visa", capture=True)
 PAYMENT = {"id": "pay_1", "status": "captured", "amount": 1000, "currency": "EUR"}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.settings import Role, Settings, database_env, parse_api_keys
+from bootstrap.settings import Role, Settings, database_env, parse_api_keys
 
 
 def test_sqlite_urls() -> None:

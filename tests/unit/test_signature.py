@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from psp.signature import InvalidSignature, sign, verify
+from adapters.psp.signature import InvalidSignature, sign, verify
 
 SECRET = "whsec_test"
 BODY = b'{"id":"evt_1"}'

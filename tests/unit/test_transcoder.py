@@ -18,7 +18,7 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.transcoder import OrjsonTranscoder
+from adapters.codec import OrjsonTranscoder
 
 
 def registered(transcoder: JSONTranscoder) -> JSONTranscoder:
