@@ -15,11 +15,12 @@ from adapters.listen import listen
 from adapters.metrics import Metrics
 from adapters.psp.metered import MeteredPSP
 from adapters.psp.simulator import HttpPSP
+from adapters.psp.simulator_notifications import SimulatorNotifications
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
 from bootstrap import failpoints
 from bootstrap.settings import Settings
-from domain.psp import PSPPort
+from domain.psp import NotificationParser, PSPPort
 from projections.catalog import all_projections
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
@@ -33,6 +34,7 @@ class Container:
     settings: Settings
     app: PaymentsApp
     psp: PSPPort
+    notifications: NotificationParser
     db: Database
     runner: ProjectionRunner
     worker: RecoveryWorker
@@ -90,4 +92,5 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     worker = RecoveryWorker(
         app, db, settings.worker_interval_s, on_task=lambda t: metrics.worker_tasks.labels(t).inc()
     )
-    return Container(settings, app, psp, db, runner, worker, metrics)
+    notifications = SimulatorNotifications(settings.webhook_secret.get_secret_value())
+    return Container(settings, app, psp, notifications, db, runner, worker, metrics)

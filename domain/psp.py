@@ -7,8 +7,10 @@ that says whether the PSP processed the request, when that is known.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
 
 class PSPStatus(StrEnum):
@@ -132,3 +134,33 @@ class PSPPort(ABC):
     @abstractmethod
     def inquire(self, idempotency_key: str) -> PSPResult | None:
         """What became of the request sent with this key; None if it never arrived."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A PSP's verified notification about one of our calls: which call, and its result.
+
+    `call` is (order id, call kind, call number), None when the notification is about
+    something that is not ours (the PSP's other customers' traffic, a test event)."""
+
+    event_id: str
+    event_type: str
+    call: tuple[UUID, str, int] | None
+    result: PSPResult | None
+
+
+class UnverifiedNotification(Exception):
+    """The notification's signature is missing, malformed, wrong or too old."""
+
+
+class MalformedNotification(Exception):
+    """The notification is signed but is not one we can read."""
+
+
+class NotificationParser(ABC):
+    """Each PSP connector verifies and reads its own notifications (webhooks)."""
+
+    @abstractmethod
+    def parse(self, body: bytes, headers: Mapping[str, str], now: float) -> Notification:
+        """Verify the signature over the raw `body`, then parse it. Raises
+        UnverifiedNotification before anything is parsed, MalformedNotification after."""

@@ -1,0 +1,80 @@
+"""The simulator's webhooks: `PSP-Signature` verified over the raw body, then parsed.
+
+The HTTP route hands over the raw bytes and headers; nothing is parsed before the HMAC
+signature is checked (adapters/psp/signature.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from adapters.psp.signature import HEADER, InvalidSignature, verify
+from adapters.psp.simulator import map_status
+from domain.ids import parse_psp_key
+from domain.psp import (
+    MalformedNotification,
+    Notification,
+    NotificationParser,
+    PSPResult,
+    UnverifiedNotification,
+)
+
+Text = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class PaymentObject(BaseModel):
+    id: Text
+    status: Literal[
+        "authorized", "captured", "declined", "voided", "refunded", "partially_refunded"
+    ]
+    amount: Annotated[int, Field(ge=0, strict=True)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    idempotency_key: Text
+    decline_code: str | None = None
+    decline_message: str | None = None
+
+
+class EventData(BaseModel):
+    object: PaymentObject
+
+
+class WebhookEvent(BaseModel):
+    id: Text
+    type: Text
+    data: EventData
+
+
+class SimulatorNotifications(NotificationParser):
+    """Notifications from a PSP that speaks the simulator's contract."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def parse(self, body: bytes, headers: Mapping[str, str], now: float) -> Notification:
+        try:
+            verify(self.secret, headers.get(HEADER), body, now=now)
+        except InvalidSignature as error:
+            raise UnverifiedNotification(str(error)) from None
+        event = _event(body)
+        payment = event.data.object
+        result = PSPResult(
+            psp_reference=payment.id,
+            status=map_status(payment.status),
+            amount=payment.amount,
+            currency=payment.currency,
+            decline_code=payment.decline_code,
+            decline_message=payment.decline_message,
+        )
+        call = parse_psp_key(payment.idempotency_key)
+        return Notification(event.id, event.type, call, result)
+
+
+def _event(body: bytes) -> WebhookEvent:
+    try:
+        return WebhookEvent.model_validate(json.loads(body))
+    except (ValueError, ValidationError):
+        raise MalformedNotification("the event is not a payment notification") from None
