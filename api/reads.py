@@ -10,7 +10,8 @@ from fastapi import Query
 
 from adapters.db import Database
 from api.problems import Problem, invalid
-from projections.queries import log_head, position_of
+from projections import positions
+from projections.queries import log_head
 
 POSITION_HEADER = "Payments-Position"
 WAIT_S = 2.0
@@ -26,7 +27,7 @@ MinPosition = Annotated[
 
 def caught_up(db: Database, position: int) -> bool:
     """Has the order read model reached `position`?"""
-    return position_of(db, "orders") >= position
+    return positions.of(db, "orders") >= position
 
 
 def await_position(db: Database, position: int) -> None:

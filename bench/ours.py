@@ -11,6 +11,7 @@ from adapters.db import Database, open_database
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
 from bootstrap.settings import Settings
+from projections import positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections, create_tables
 from projections.log import EventLog
@@ -39,8 +40,7 @@ def catch_up_rate(settings: Settings) -> tuple[int, float]:
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DROP TABLE {projection.t(table)}")
-            sql = "DELETE FROM projection_positions WHERE name = %s"
-            tx.execute(sql, (projection.position_name,))
+            positions.forget(tx, projection.position_name)
     app.close()
     db.close()
     return events, seconds
@@ -49,7 +49,7 @@ def catch_up_rate(settings: Settings) -> tuple[int, float]:
 def audit_rate(settings: Settings) -> tuple[int, float, bool]:
     """(events, seconds, ok) of a full `payments audit`."""
     app, db = open_store(settings)
-    report = Auditor(db, app.mapper, app.config.timing).run()
+    report = Auditor(EventLog(db, app.mapper), app.config.timing).run()
     app.close()
     db.close()
     return report.events, report.seconds, report.ok
@@ -73,8 +73,7 @@ class LagSampler:
         self.thread.join()
 
     def _run(self) -> None:
-        fragment, names = self.db.in_list(list(NAMES))
-        lowest = f"SELECT MIN(position) FROM projection_positions WHERE name {fragment}"  # noqa: S608
+        lowest, names = positions.lowest_sql(self.db, NAMES)
         while not self.stop.wait(0.25):
             with self.db.read() as tx:
                 head = EventLog.head_of(self.db, tx)

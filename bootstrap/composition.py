@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
 from adapters.listen import listen
-from adapters.metrics import Metrics
 from adapters.psp.metered import MeteredPSP
 from adapters.psp.simulator import HttpPSP
 from adapters.psp.simulator_notifications import SimulatorNotifications
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
 from bootstrap import failpoints
+from bootstrap.metrics import Metrics
 from bootstrap.settings import Settings
 from domain.psp import NotificationParser, PSPPort
 from projections.catalog import all_projections

@@ -31,7 +31,7 @@ def audit(
     """Replay every event, rebuild each order and the ledger, check the invariants and every
     read model; exit 1 on any violation."""
     container = build_or_exit(load_settings(), with_psp=False)
-    auditor = Auditor(container.db, container.app.mapper, container.app.config.timing)
+    auditor = Auditor(container.runner.log, container.app.config.timing)
     try:
         _require_tables(container)
         if order is not None:

@@ -9,75 +9,30 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
-
-from adapters.db import Database, Tx
+from adapters.db import Tx
 from domain.ledger import postings_for
 from domain.order import PaymentOrder
 from domain.worklist import Timing, next_due
-from projections import checks
+from projections import checks, positions
 from projections.catalog import NAMES
-from projections.log import replay
+from projections.log import EventLog, replay
+from projections.report import Report
 
 CHUNK = 500
-
-
-@dataclass
-class Report:
-    """What the audit found: counts, the replayed ledger, and every violation."""
-
-    events: int = 0
-    orders: int = 0
-    seconds: float = 0.0
-    positions: dict[str, int] = field(default_factory=dict)
-    ledger: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    """Balances replayed from every event."""
-    projected_ledger: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    """Balances replayed from the events the ledger projection has seen."""
-    expected_rows: int = 0
-    checked: Counter[str] = field(default_factory=Counter)
-    violations: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def violate(self, check: str, order_id: object, detail: str) -> None:
-        self.violations.append({"check": check, "order_id": str(order_id), "detail": detail})
-
-    def as_dict(self) -> dict[str, Any]:
-        rate = self.events / self.seconds if self.seconds else 0.0
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "orders": self.orders,
-            "seconds": round(self.seconds, 3),
-            "events_per_second": round(rate),
-            "positions": self.positions,
-            "checks": dict(sorted(self.checked.items())),
-            "ledger": [
-                {"account": a, "currency": c, "balance": b}
-                for (a, c), b in sorted(self.ledger.items())
-            ],
-            "violations": self.violations,
-        }
 
 
 class Auditor:
     """Replays the store and compares it with the read models."""
 
-    def __init__(self, db: Database, mapper: Mapper[UUID], timing: Timing) -> None:
-        self.db = db
-        self.mapper = mapper
+    def __init__(self, event_log: EventLog, timing: Timing) -> None:
+        self.log = event_log
+        self.db = event_log.db
         self.timing = timing
-        sqlite = db.dialect == "sqlite"
-        self._position = "rowid" if sqlite else "notification_id"
 
     def run(self, progress: Callable[[int], None] | None = None) -> Report:
         """Audit everything; `progress` is told how many events each chunk covered."""
@@ -112,46 +67,18 @@ class Auditor:
     # ----------------------------------------------------------------- reading
 
     def _positions(self, tx: Tx) -> dict[str, int]:
-        fragment, params = self.db.in_list(list(NAMES))
-        sql = f"SELECT name, position FROM projection_positions WHERE name {fragment}"  # noqa: S608
-        rows = tx.execute(sql, params)
-        found = {name: int(position) for name, position in rows}
+        found = positions.read(self.db, tx, NAMES)
         return {name: found.get(name, 0) for name in NAMES}
 
     def _chunks(self, tx: Tx) -> Iterator[list[tuple[UUID, list[tuple[int, Any]]]]]:
         """Orders in id order, CHUNK at a time, each with its (position, event) history."""
-        last: Any = None
-        while True:
-            where = "WHERE originator_id > %s " if last is not None else ""
-            ids = tx.execute(
-                f"SELECT DISTINCT originator_id FROM {self.db.events_table} {where}"  # noqa: S608
-                "ORDER BY originator_id LIMIT %s",
-                ([last] if last is not None else []) + [CHUNK],
-            )
-            if not ids:
-                return
-            last = ids[-1][0]
-            histories = self._histories(tx, [r[0] for r in ids])
-            yield list(histories.items())
+        last: UUID | None = None
+        while ids := self.log.order_ids(tx, last, CHUNK):
+            last = ids[-1]
+            yield list(self.log.positioned_histories(tx, ids).items())
 
     def _history(self, tx: Tx, order_id: UUID) -> list[tuple[int, Any]]:
-        raw: Any = order_id.hex if self.db.dialect == "sqlite" else order_id
-        return self._histories(tx, [raw]).get(order_id, [])
-
-    def _histories(self, tx: Tx, raw_ids: list[Any]) -> dict[UUID, list[tuple[int, Any]]]:
-        fragment, params = self.db.in_list(raw_ids)
-        rows = tx.execute(
-            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {self.db.events_table} WHERE originator_id {fragment} "
-            "ORDER BY originator_id, originator_version",
-            params,
-        )
-        histories: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
-        for position, originator, version, topic, state in rows:
-            order_id = originator if isinstance(originator, UUID) else UUID(str(originator))
-            stored = StoredEvent(order_id, int(version), topic, bytes(state))
-            histories[order_id].append((int(position), self.mapper.to_domain_event(stored)))
-        return histories
+        return self.log.positioned_histories(tx, [order_id]).get(order_id, [])
 
     # ----------------------------------------------------------------- checking
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.db import Database
 from domain.worklist import Timing
+from projections import positions
 from projections.base import Projection
 from projections.failures import FailuresProjection
 from projections.ledger import LedgerProjection
@@ -27,15 +28,7 @@ NAMES = ("orders", "failures", "ledger", "work_queue")
 def create_tables(db: Database, projections: list[Projection]) -> None:
     """Create read-model tables and start each projection at position 0 (idempotent)."""
     with db.transaction() as tx:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS projection_positions "
-            "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-        )
         for projection in projections:
             for statement in projection.create_statements():
                 tx.execute(statement)
-        tx.executemany(
-            "INSERT INTO projection_positions (name, position) VALUES (%s, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            [(p.name + p.suffix,) for p in projections],
-        )
+        positions.create(tx, [p.position_name for p in projections])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from adapters.db import Database, Tx
@@ -15,9 +15,7 @@ from domain.worklist import Work
 from projections.base import OrderChange
 from projections.failures import failure_of
 from projections.orders import attempt_rows, order_row
-
-if TYPE_CHECKING:
-    from projections.audit import Report
+from projections.report import Report
 
 _SUCCESSES = {"Authorized", "Captured", "Voided", "Refunded"}
 

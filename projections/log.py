@@ -65,19 +65,42 @@ class EventLog:
         """Every event of one order, decoded."""
         return self._histories(tx, [order_id])[order_id]
 
-    def _histories(self, tx: Tx, order_ids: list[UUID]) -> dict[UUID, list[Any]]:
-        ids: list[Any] = [o.hex for o in order_ids] if self._hex_ids else order_ids
-        fragment, params = self.db.in_list(ids)
+    def order_ids(self, tx: Tx, after: UUID | None, limit: int) -> list[UUID]:
+        """Up to `limit` order ids in id order, after `after` (from the first when None)."""
+        where = "WHERE originator_id > %s " if after is not None else ""
+        params: list[Any] = [self._raw(after)] if after is not None else []
+        rows = tx.execute(
+            f"SELECT DISTINCT originator_id FROM {self.db.events_table} {where}"  # noqa: S608
+            "ORDER BY originator_id LIMIT %s",
+            [*params, limit],
+        )
+        return [_uuid(r[0]) for r in rows]
+
+    def positioned_histories(
+        self, tx: Tx, order_ids: list[UUID]
+    ) -> dict[UUID, list[tuple[int, Any]]]:
+        """Every event of each order, decoded, with its position in the log."""
+        fragment, params = self.db.in_list([self._raw(o) for o in order_ids])
         sql = (
-            "SELECT originator_id, originator_version, topic, state FROM "  # noqa: S608
-            f"{self.db.events_table} WHERE originator_id {fragment} "
+            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {self.db.events_table} WHERE originator_id {fragment} "
             "ORDER BY originator_id, originator_version"
         )
-        histories: dict[UUID, list[Any]] = defaultdict(list)
-        for originator, version, topic, state in tx.execute(sql, params):
+        histories: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
+        for position, originator, version, topic, state in tx.execute(sql, params):
             stored = StoredEvent(_uuid(originator), int(version), topic, bytes(state))
-            histories[stored.originator_id].append(self.mapper.to_domain_event(stored))  # type: ignore[index]
+            event = self.mapper.to_domain_event(stored)
+            histories[stored.originator_id].append((int(position), event))  # type: ignore[index]
         return histories
+
+    def _histories(self, tx: Tx, order_ids: list[UUID]) -> dict[UUID, list[Any]]:
+        positioned = self.positioned_histories(tx, order_ids)
+        histories: dict[UUID, list[Any]] = defaultdict(list)
+        histories.update({o: [e for _, e in h] for o, h in positioned.items()})
+        return histories
+
+    def _raw(self, order_id: UUID) -> Any:
+        return order_id.hex if self._hex_ids else order_id
 
 
 def head_sql(db: Database) -> str:

@@ -17,11 +17,6 @@ class Page:
     next_cursor: str | None
 
 
-def position_of(db: Database, name: str) -> int:
-    rows = db.one("SELECT position FROM projection_positions WHERE name = %s", (name,))
-    return int(rows[0][0]) if rows else 0
-
-
 def log_head(db: Database) -> int:
     """The position of the newest event in the store (one statement: retried once on a
     broken connection, like every `Database.one`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.db import Database, Tx
+from projections import positions
 from projections.base import Projection
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
@@ -30,7 +31,7 @@ def rebuild(
     runner = ProjectionRunner(db, event_log, [copy])
     applied = runner.catch_up(progress)
     with db.transaction() as tx:
-        _lock_position(db, tx, live.position_name)
+        positions.read(db, tx, [live.position_name], lock=True)
         while batch := runner.run_batch(tx):
             applied += batch
         _swap(db, tx, live, copy)
@@ -43,16 +44,7 @@ def _reset_copy(db: Database, copy: Projection) -> None:
             tx.execute(f"DROP TABLE IF EXISTS {copy.t(table)}")
         for statement in copy.create_statements():
             tx.execute(statement)
-        tx.execute("DELETE FROM projection_positions WHERE name = %s", (copy.position_name,))
-        tx.execute(
-            "INSERT INTO projection_positions (name, position) VALUES (%s, 0)",
-            (copy.position_name,),
-        )
-
-
-def _lock_position(db: Database, tx: Tx, name: str) -> None:
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
-    tx.execute(f"SELECT position FROM projection_positions WHERE name = %s{lock}", (name,))  # noqa: S608
+        positions.restart(tx, copy.position_name)
 
 
 def _swap(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:
@@ -60,12 +52,7 @@ def _swap(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:
         tx.execute(f"DROP TABLE {live.t(table)}")
         tx.execute(f"ALTER TABLE {copy.t(table)} RENAME TO {live.t(table)}")
     _rename_indexes(db, tx, live, copy)
-    tx.execute(
-        "UPDATE projection_positions SET position = "
-        "(SELECT position FROM projection_positions WHERE name = %s) WHERE name = %s",
-        (copy.position_name, live.position_name),
-    )
-    tx.execute("DELETE FROM projection_positions WHERE name = %s", (copy.position_name,))
+    positions.take_over(tx, live.position_name, copy.position_name)
 
 
 def _rename_indexes(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from adapters.db import STORE_ERRORS, Database, Tx
+from projections import positions
 from projections.base import Projection
 from projections.log import EventLog
 
@@ -48,20 +49,20 @@ class ProjectionRunner:
 
     def run_batch(self, tx: Tx) -> int:
         """Process one batch inside the caller's transaction."""
-        positions = self._positions(tx)
-        start = min(positions.values())
+        done_at = self._positions(tx)
+        start = min(done_at.values())
         rows = self.log.read(tx, start, self.batch_size)
         if not rows:
             return 0
         changes = self.log.changes(tx, rows)
         end = rows[-1][0]
         for projection in self.projections:
-            done = positions[projection.position_name]
+            done = done_at[projection.position_name]
             new = [c for c in (change.after(done) for change in changes) if c]
             if new:
                 projection.apply(tx, new)
             if end > done:
-                self._advance(tx, projection.position_name, end)
+                positions.advance(tx, projection.position_name, end)
         return len(rows)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
@@ -108,20 +109,11 @@ class ProjectionRunner:
     def _positions(self, tx: Tx, *, lock: bool = True) -> dict[str, int]:
         """Each projection's position (locked for this batch on PostgreSQL)."""
         names = [p.position_name for p in self.projections]
-        fragment, params = self.db.in_list(names)
-        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
-        sql = f"SELECT name, position FROM projection_positions WHERE name {fragment}{suffix}"  # noqa: S608
-        found = {name: int(position) for name, position in tx.execute(sql, params)}
+        found = positions.read(self.db, tx, names, lock=lock)
         if len(found) != len(names):
             missing = sorted(set(names) - set(found))
             raise RuntimeError(f"no position for {missing}: run `payments migrate` first")
         return found
-
-    @staticmethod
-    def _advance(tx: Tx, name: str, position: int) -> None:
-        tx.execute(
-            "UPDATE projection_positions SET position = %s WHERE name = %s", (position, name)
-        )
 
 
 def wait_for(runner: ProjectionRunner, position: int, timeout_s: float) -> bool:

@@ -41,3 +41,17 @@ class WorkQueueProjection(Projection):
             upserts,
             "ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, task = excluded.task",
         )
+
+
+def due_orders(tx: Tx, now: float, limit: int) -> list[str]:
+    """Ids of the orders whose work is due at `now`, most overdue first."""
+    rows = tx.execute(
+        "SELECT order_id FROM work_queue WHERE due_at <= %s ORDER BY due_at LIMIT %s", (now, limit)
+    )
+    return [str(r[0]) for r in rows]
+
+
+def oldest_due_at(tx: Tx) -> float | None:
+    """When the most overdue work fell due (unix seconds), None when nothing is queued."""
+    rows = tx.execute("SELECT MIN(due_at) FROM work_queue")
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None

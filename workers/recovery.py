@@ -22,6 +22,7 @@ from app.application import PaymentsApp
 from app.recovery_commands import RecoveryCommands
 from domain.errors import DomainError
 from domain.worklist import Task, Work, due
+from projections import work_queue
 
 log = logging.getLogger("payments.worker")
 BATCH = 50
@@ -104,11 +105,7 @@ class RecoveryWorker:
 
     def _due_orders(self, now: float) -> list[UUID]:
         with self.db.read() as tx:
-            rows = tx.execute(
-                "SELECT order_id FROM work_queue WHERE due_at <= %s ORDER BY due_at LIMIT %s",
-                (now, self.batch),
-            )
-        return [UUID(r[0]) for r in rows]
+            return [UUID(o) for o in work_queue.due_orders(tx, now, self.batch)]
 
 
 def _context(order_id: UUID, work: Work) -> dict[str, str]:

@@ -71,9 +71,9 @@ def test_read_models_always_equal_a_replay(
     orders: list[Any] = []
     for action in steps:
         run_step(container, simulator, orders, action)
-        report = Auditor(container.db, container.app.mapper, container.app.config.timing).run()
+        report = Auditor(container.runner.log, container.app.config.timing).run()
         assert report.ok, (action, report.violations)
     container.runner.catch_up()
-    report = Auditor(container.db, container.app.mapper, container.app.config.timing).run()
+    report = Auditor(container.runner.log, container.app.config.timing).run()
     assert report.ok, report.violations
     assert report.positions["orders"] == container.runner.lag()[0]

@@ -59,7 +59,7 @@ def tables(container: Container) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def audit(container: Container) -> Any:
-    return Auditor(container.db, container.app.mapper, container.app.config.timing).run()
+    return Auditor(container.runner.log, container.app.config.timing).run()
 
 
 def test_catch_up_builds_every_read_model_and_the_audit_agrees(

@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters.db import Database
+from projections import work_queue
 from projections.runner import ProjectionRunner
 
 
@@ -56,8 +57,8 @@ class _StoreGauges(Collector):
         head, position = self.runner.lag()
         with self.db.read() as tx:
             review = tx.execute("SELECT COUNT(*) FROM order_view WHERE review_reason IS NOT NULL")
-            oldest = tx.execute("SELECT MIN(due_at) FROM work_queue")
-        late = max(0.0, time.time() - float(oldest[0][0])) if oldest[0][0] is not None else 0.0
+            oldest = work_queue.oldest_due_at(tx)
+        late = max(0.0, time.time() - oldest) if oldest is not None else 0.0
         yield GaugeMetricFamily(
             "payments_manual_review_orders", "Orders awaiting an operator", value=int(review[0][0])
         )
