@@ -29,6 +29,11 @@ class Caller:
     def may_see(self, order_client_id: str) -> bool:
         return self.is_ops or order_client_id == self.client_id
 
+    @property
+    def scope(self) -> str | None:
+        """The client whose orders this caller may see and act on; None (all) for ops."""
+        return None if self.is_ops else self.client_id
+
 
 def client_id_for(key: str) -> str:
     """A stable, non-secret name for an API key (its hash), used as the client identity."""

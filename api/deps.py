@@ -8,11 +8,8 @@ from uuid import UUID
 from fastapi import Depends, Header, Path, Request
 
 from adapters.db import Database
-from api.auth import Caller
 from api.schemas import IdempotencyKey
 from app.application import PaymentsApp
-from domain.errors import OrderNotFound
-from domain.order import PaymentOrder
 
 # The dependencies are `async def` though they never await: FastAPI runs a plain `def`
 # dependency on the thread pool, a hop per dependency per request.
@@ -38,11 +35,3 @@ OptionalKey = Annotated[
     IdempotencyKey | None,
     Header(alias="Idempotency-Key", description="Makes the command safe to retry"),
 ]
-
-
-def visible_order(app: PaymentsApp, caller: Caller, order_id: UUID) -> PaymentOrder:
-    """The order, if this caller may see it (another client's order is 'not found')."""
-    order = app.get_order(order_id)
-    if not caller.may_see(order.client_id):
-        raise OrderNotFound("no such payment order")
-    return order

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -34,6 +32,10 @@ from domain.worklist import Timing
 
 log = logging.getLogger("payments.app")
 CONFLICT_RETRIES = 5
+"""How often a command reloads and reapplies itself after another process saved first."""
+Client = str | None
+"""The API client a command acts for (it sees only its own orders); None for operators and
+the system itself, which see all."""
 
 
 class _Replay:
@@ -41,7 +43,10 @@ class _Replay:
 
 
 REPLAY = _Replay()
-"""How often a command reloads and reapplies itself after another process saved first."""
+
+CommandResult = PspCall | bool | _Replay | None
+"""What a command returned: the PSP call it started (to be sent next), whether it changed
+the order (webhooks, inquiries), that its Idempotency-Key replayed, or nothing."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,18 @@ class Written:
     position: int | None = None
     replayed: bool = False
     """True when the Idempotency-Key had already done this: nothing new was recorded."""
-    result: Any = None
+    result: CommandResult = None
     """What the command returned (a call it started, for instance)."""
+
+
+@dataclass(frozen=True)
+class PspAnswer:
+    """What one PSP call came back with: a result, an outage, or a refusal of the request."""
+
+    result: PSPResult | None = None
+    outage: PSPOutage | None = None
+    rejected: PSPRejected | None = None
+    elapsed_ms: int = 0
 
 
 class PaymentsApp(Application[UUID]):
@@ -119,21 +134,26 @@ class PaymentsApp(Application[UUID]):
 
     # ----------------------------------------------------------------- queries
 
-    def get_order(self, order_id: UUID, version: int | None = None) -> PaymentOrder:
-        """The order rebuilt from its events, as it is now or as it was at `version`."""
+    def get_order(
+        self, order_id: UUID, version: int | None = None, *, client: Client = None
+    ) -> PaymentOrder:
+        """The order rebuilt from its events, as it is now or as it was at `version`.
+        With `client`, another client's order is not found."""
         try:
             order: PaymentOrder = self.repository.get(order_id, version=version)
         except AggregateNotFoundError:
             raise OrderNotFound("no such payment order") from None
         if version is not None and order.version != version:
             raise OrderNotFound(f"the order has no version {version}")
+        _check_visible(order.client_id, client)
         return order
 
-    def history(self, order_id: UUID) -> list[DomainEventProtocol[UUID]]:
+    def history(self, order_id: UUID, *, client: Client = None) -> list[DomainEventProtocol[UUID]]:
         """Every event of an order, oldest first: the audit trail."""
         events = list(self.events.get(order_id))
         if not events:
             raise OrderNotFound("no such payment order")
+        _check_visible(getattr(events[0], "client_id", None), client)
         return events
 
     # ----------------------------------------------------------------- commands
@@ -163,7 +183,12 @@ class PaymentsApp(Application[UUID]):
         return self.send(order, attempt)
 
     def add_attempt(
-        self, order_id: UUID, payment_method: str, request_key: str | None = None
+        self,
+        order_id: UUID,
+        payment_method: str,
+        request_key: str | None = None,
+        *,
+        client: Client = None,
     ) -> Written:
         """Try another payment method after a decline, before the session ends."""
         request = _request(request_key, "attempt", payment_method)
@@ -171,27 +196,45 @@ class PaymentsApp(Application[UUID]):
             order_id,
             request,
             lambda o: o.request_authorization(payment_method, self.clock(), request),
+            client,
         )
 
     def capture(
-        self, order_id: UUID, amount: int | None, request_key: str | None = None
+        self,
+        order_id: UUID,
+        amount: int | None,
+        request_key: str | None = None,
+        *,
+        client: Client = None,
     ) -> Written:
         """Capture all or part of a manual-capture order's authorization."""
         request = _request(request_key, "capture", amount)
         return self._follow_up(
-            order_id, request, lambda o: o.request_capture(amount, self.clock(), request=request)
+            order_id,
+            request,
+            lambda o: o.request_capture(amount, self.clock(), request=request),
+            client,
         )
 
-    def cancel(self, order_id: UUID, request_key: str | None = None) -> Written:
+    def cancel(
+        self, order_id: UUID, request_key: str | None = None, *, client: Client = None
+    ) -> Written:
         """Void an authorization, or close an order that was never authorized."""
         request = _request(request_key, "cancel", None)
-        return self._follow_up(order_id, request, lambda o: o.request_cancel(self.clock(), request))
+        return self._follow_up(
+            order_id, request, lambda o: o.request_cancel(self.clock(), request), client
+        )
 
-    def refund(self, order_id: UUID, amount: int, request_key: str | None = None) -> Written:
+    def refund(
+        self, order_id: UUID, amount: int, request_key: str | None = None, *, client: Client = None
+    ) -> Written:
         """Refund part or all of what was captured."""
         request = _request(request_key, "refund", amount)
         return self._follow_up(
-            order_id, request, lambda o: o.request_refund(amount, self.clock(), request=request)
+            order_id,
+            request,
+            lambda o: o.request_refund(amount, self.clock(), request=request),
+            client,
         )
 
     def _follow_up(
@@ -199,10 +242,12 @@ class PaymentsApp(Application[UUID]):
         order_id: UUID,
         request: tuple[str, str] | None,
         command: Callable[[PaymentOrder], PspCall | None],
+        client: Client,
     ) -> Written:
         """Record a command's write-ahead event (unless its key replays), then call the PSP."""
 
         def record(order: PaymentOrder) -> PspCall | _Replay | None:
+            _check_visible(order.client_id, client)
             if request and order.replays(*request):
                 return REPLAY
             return command(order)
@@ -211,7 +256,9 @@ class PaymentsApp(Application[UUID]):
         if written.result is REPLAY:
             order = self._await_first_answer(written.order)
             return Written(order, self.latest_position(), replayed=True)
-        return self.send(written.order, written.result) if written.result else written
+        if isinstance(written.result, PspCall):
+            return self.send(written.order, written.result)
+        return written
 
     def apply_webhook(
         self,
@@ -234,7 +281,7 @@ class PaymentsApp(Application[UUID]):
     def change(
         self,
         order_id: UUID,
-        command: Callable[[PaymentOrder], Any],
+        command: Callable[[PaymentOrder], CommandResult],
         order: PaymentOrder | None = None,
     ) -> Written:
         """Apply a command and save; on a concurrent save, reload and apply it again."""
@@ -283,9 +330,11 @@ class PaymentsApp(Application[UUID]):
         """Call the PSP for a call already recorded as requested, then record the outcome."""
         kind, number = call.kind, call.number
         self.failpoint("before_psp_call")
-        record = self._call_psp(order, call)
+        answer = self._call_psp(order, call)
         self.failpoint("after_psp_call")
-        written = self.change(order.id, lambda o: record(o, o.call(kind, number)), order)
+        written = self.change(
+            order.id, lambda o: self._record_answer(o, o.call(kind, number), answer), order
+        )
         settled = written.order.call(kind, number)
         log.info(
             "psp %s %s: %s",
@@ -300,25 +349,26 @@ class PaymentsApp(Application[UUID]):
         )
         return written
 
-    def _call_psp(
-        self, order: PaymentOrder, call: PspCall
-    ) -> Callable[[PaymentOrder, PspCall], None]:
-        """Make the PSP call; return how to record what happened (applied on a fresh order)."""
+    def _call_psp(self, order: PaymentOrder, call: PspCall) -> PspAnswer:
+        """Make the PSP call; what came back is recorded on a freshly loaded order."""
         started = time.monotonic()
         try:
-            result = self._dispatch(order, call)
+            return PspAnswer(result=self._dispatch(order, call))
         except PSPOutage as outage:
             elapsed_ms = int((time.monotonic() - started) * 1000)
-            return partial(self._record_outage, outage=outage, elapsed_ms=elapsed_ms)
+            return PspAnswer(outage=outage, elapsed_ms=elapsed_ms)
         except PSPRejected as rejected:
-            reason = f"psp_rejected: HTTP {rejected.status_code}: {rejected}"[:300]
-            return lambda o, c: o.send_to_review(c.kind, c.number, reason)
-        return lambda o, c: self.recovery.after_result(o, c, result, self.clock())
+            return PspAnswer(rejected=rejected)
 
-    def _record_outage(
-        self, order: PaymentOrder, call: PspCall, *, outage: PSPOutage, elapsed_ms: int
-    ) -> None:
-        self.recovery.after_outage(order, call, outage, elapsed_ms, self.clock())
+    def _record_answer(self, order: PaymentOrder, call: PspCall, answer: PspAnswer) -> None:
+        if answer.outage is not None:
+            self.recovery.after_outage(order, call, answer.outage, answer.elapsed_ms, self.clock())
+        elif answer.rejected is not None:
+            rejected = answer.rejected
+            reason = f"psp_rejected: HTTP {rejected.status_code}: {rejected}"[:300]
+            order.send_to_review(call.kind, call.number, reason)
+        elif answer.result is not None:
+            self.recovery.after_result(order, call, answer.result, self.clock())
 
     def _dispatch(self, order: PaymentOrder, call: PspCall) -> PSPResult:
         if call.kind == CallKind.AUTHORIZE:
@@ -365,6 +415,12 @@ class PaymentsApp(Application[UUID]):
             time.sleep(0.05)
             order = self.get_order(order.id)
         return order
+
+
+def _check_visible(owner: str | None, client: Client) -> None:
+    """Another client's order is 'not found' (`client` None: an operator, who sees all)."""
+    if client is not None and owner != client:
+        raise OrderNotFound("no such payment order")
 
 
 def _request(request_key: str | None, command: str, argument: object) -> tuple[str, str] | None:

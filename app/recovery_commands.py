@@ -6,6 +6,7 @@ void, refund or capture is recorded as requested before the PSP hears of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from uuid import UUID
 
@@ -48,8 +49,7 @@ class RecoveryCommands:
 
     def resend(self, order_id: UUID, kind: CallKind, number: int) -> Written:
         """Send again, with the same PSP key, a call known not to have been processed."""
-        written = self.app.change(order_id, lambda o: o.resend(kind, number, self.app.clock()))
-        return self.app.send(written.order, written.result)
+        return self._start(order_id, lambda o: o.resend(kind, number, self.app.clock()))
 
     def expire(self, order_id: UUID) -> Written:
         """Close a checkout whose session ended without success."""
@@ -57,8 +57,7 @@ class RecoveryCommands:
 
     def void_unused(self, order_id: UUID, attempt: int) -> Written:
         """Compensate: release an authorization the order will never capture."""
-        written = self.app.change(order_id, lambda o: o.request_void(attempt, self.app.clock()))
-        return self.app.send(written.order, written.result)
+        return self._start(order_id, lambda o: o.request_void(attempt, self.app.clock()))
 
     def refund_unused(self, order_id: UUID) -> Written:
         """Compensate: give back money captured for an order that closed without it."""
@@ -67,12 +66,17 @@ class RecoveryCommands:
             rest = sum(s.gross for s in order.remaining_refundable())
             return order.request_refund(rest, self.app.clock(), Purpose.COMPENSATION)
 
-        written = self.app.change(order_id, refund_rest)
-        return self.app.send(written.order, written.result)
+        return self._start(order_id, refund_rest)
 
     def finish_capture(self, order_id: UUID) -> Written:
         """An automatic-capture order the PSP only authorized: capture it now."""
-        written = self.app.change(
+        return self._start(
             order_id, lambda o: o.request_capture(None, self.app.clock(), Purpose.AUTO_CAPTURE)
         )
+
+    def _start(self, order_id: UUID, command: Callable[[PaymentOrder], PspCall]) -> Written:
+        """Record a call's write-ahead event, then send it (get -> act -> save -> call)."""
+        written = self.app.change(order_id, command)
+        if not isinstance(written.result, PspCall):  # pragma: no cover - commands return one
+            raise TypeError(f"{command} started no PSP call")
         return self.app.send(written.order, written.result)

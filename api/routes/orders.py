@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.db import Database
 from api.answers import answer
 from api.auth import AnyCaller, Caller, OpsCaller
-from api.deps import App, Db, OptionalKey, OrderId, visible_order
+from api.deps import App, Db, OptionalKey, OrderId
 from api.problems import invalid, responses
 from api.reads import MinPosition, await_position, caught_up
 from api.schemas import (
@@ -95,17 +95,15 @@ def _order_from_store(
         found = queries.order(db, str(order_id))
         if found and caller.may_see(found[0]):
             return Response(found[1], media_type="application/json")
-    order = visible_order(app, caller, order_id)
-    if version is not None:
-        order = app.get_order(order_id, version=version)
+    order = app.get_order(order_id, version=version, client=caller.scope)
     return Response(order_json(order), media_type="application/json")
 
 
 @router.get("/{order_id}/events", responses=responses(401, 403, 404, 422, 503))
 def get_events(order_id: OrderId, caller: AnyCaller, app: App) -> EventsOut:
     """The order's audit trail: every event, oldest first."""
-    visible_order(app, caller, order_id)
-    return EventsOut(events=[event_out(e) for e in app.history(order_id)])
+    events = app.history(order_id, client=caller.scope)
+    return EventsOut(events=[event_out(e) for e in events])
 
 
 @router.post(
@@ -119,8 +117,7 @@ def add_attempt(
     key: OptionalKey = None,
 ) -> Response:
     """Try another payment method after a decline, before the session ends."""
-    visible_order(app, caller, order_id)
-    return answer(app.add_attempt(order_id, body.payment_method, key), 201)
+    return answer(app.add_attempt(order_id, body.payment_method, key, client=caller.scope), 201)
 
 
 @router.post("/{order_id}/capture", response_model=OrderOut, responses=COMMAND_ERRORS)
@@ -132,16 +129,14 @@ def capture(
     key: OptionalKey = None,
 ) -> Response:
     """Capture all (no amount) or part of a manual-capture order's authorization."""
-    visible_order(app, caller, order_id)
     amount = body.amount if body else None
-    return answer(app.capture(order_id, amount, key), 200)
+    return answer(app.capture(order_id, amount, key, client=caller.scope), 200)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderOut, responses=COMMAND_ERRORS)
 def cancel(order_id: OrderId, caller: AnyCaller, app: App, key: OptionalKey = None) -> Response:
     """Void the authorization, or close an order that was never authorized."""
-    visible_order(app, caller, order_id)
-    return answer(app.cancel(order_id, key), 200)
+    return answer(app.cancel(order_id, key, client=caller.scope), 200)
 
 
 @router.post(
@@ -155,8 +150,7 @@ def refund(
     key: OptionalKey = None,
 ) -> Response:
     """Refund part or all of what was captured, split back across sellers in proportion."""
-    visible_order(app, caller, order_id)
-    return answer(app.refund(order_id, body.amount, key), 201)
+    return answer(app.refund(order_id, body.amount, key, client=caller.scope), 201)
 
 
 @router.post("/{order_id}/resolve", response_model=OrderOut, responses=COMMAND_ERRORS)

@@ -144,3 +144,28 @@ def test_a_write_whose_acknowledgement_was_lost_counts_as_saved(app: PaymentsApp
     app.events.put(list(order.pending_events))  # the first try committed, unacknowledged...
     assert app.save_once(order) == []  # ...and the retry recognises its own events
     assert app.get_order(order.id).version == order.version
+
+
+def test_a_follow_up_command_loads_the_order_once_and_checks_who_asks(
+    app: PaymentsApp, psp: FakePSP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = app.place_checkout(
+        checkout(capture="manual"), client_id="c1", idempotency_key="k1"
+    ).order
+    loads: list[uuid.UUID] = []
+    get = app.repository.get
+
+    def counting_get(order_id: uuid.UUID, **kwargs: object) -> object:
+        loads.append(order_id)
+        return get(order_id, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.repository, "get", counting_get)
+    with pytest.raises(OrderNotFound):
+        app.capture(order.id, None, "cap-1", client="someone-else")
+    assert app.history(order.id)[-1].originator_version == order.version  # nothing recorded
+    loads.clear()
+    captured = app.capture(order.id, None, "cap-1", client="c1").order
+    assert captured.status == OrderStatus.SUCCEEDED and loads == [order.id]
+    with pytest.raises(OrderNotFound):
+        app.history(order.id, client="someone-else")
+    assert app.get_order(order.id, client=None).status == OrderStatus.SUCCEEDED
