@@ -5,6 +5,10 @@ COPY requirements/runtime.lock requirements/runtime.lock
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY domain domain
+COPY app app
+COPY adapters adapters
+COPY bootstrap bootstrap
+COPY cli cli
 COPY psp psp
 COPY projections projections
 COPY workers workers
