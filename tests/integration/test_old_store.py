@@ -2,9 +2,10 @@
 
 `tests/fixtures/store_v1` was written by the version before event names became explicit
 (events then were stored under module paths such as `domain.order_base:OrderBase.Placed`),
-with what that version's API answered about it. Today's code must read every stored event,
-rebuild the read models from them, and answer the same: a renamed or moved event class
-without a mapping fails here.
+`store_v2` by the version that gave each event its name (`PaymentOrder.Placed`); each with
+what that version's API answered about it. Today's code must read every stored event,
+rebuild the read models from them, and answer the same: a renamed or moved event without a
+mapping fails here. New stores are added as the schema grows; none is ever removed.
 """
 
 from __future__ import annotations
@@ -24,22 +25,31 @@ from api.main import create_app
 from bootstrap.composition import build
 from bootstrap.settings import Settings
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+VERSIONS = ["v1", "v2"]
 VARYING = {"events_per_second", "seconds"}
 """Audit figures that depend on the machine, not on the store."""
 
 
+@pytest.fixture(scope="module", params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def expected() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())
+def expected(version: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        (FIXTURES / f"store_{version}" / "expected.json").read_text()
+    )
     return loaded
 
 
 @pytest.fixture(scope="module")
-def old_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+def old_store(tmp_path_factory: pytest.TempPathFactory, version: str) -> str:
     """A copy of the old store, migrated and with every read model rebuilt by today's code."""
-    work = tmp_path_factory.mktemp("old_store")
-    shutil.copy(FIXTURE / "payments.db", work / "payments.db")
+    work = tmp_path_factory.mktemp(f"store_{version}")
+    shutil.copy(FIXTURES / f"store_{version}" / "payments.db", work / "payments.db")
     url = f"sqlite:///{work}/payments.db"
     for command in (["migrate"], ["projections", "rebuild"]):
         payments(url, *command)
