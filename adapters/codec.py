@@ -1,6 +1,10 @@
-"""The event store's JSON, decoded with orjson.
+"""The event store's JSON: one codec, so events read back exactly as they were written.
 
-Events are written exactly as the library writes them (its `JSONTranscoder`, so any
+Writing refuses what the reader could not give back faithfully (domain.inputs): integers
+beyond 64 bits (orjson reads them as floats), non-finite floats, and text that PostgreSQL or
+JSON cannot hold (NUL, unpaired surrogates). The boundaries refuse such input first; this
+is the last line, so no such event is ever stored. Otherwise events are written exactly as
+the library writes them (its `JSONTranscoder`, so any
 eventsourcing tool reads our store). Reading is where the time goes (every projection batch,
 every audit, every aggregate load), and there orjson parses the same bytes about three times
 faster than `json`. The library's object hook (`{"_type_": …, "_data_": …}` back to a
@@ -14,9 +18,19 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import JSONTranscoder
 
+from domain.errors import InvalidInput
+from domain.inputs import UNSTORABLE_MESSAGE, find_unstorable
+
 
 class OrjsonTranscoder(JSONTranscoder):
-    """`JSONTranscoder` whose `decode` parses with orjson; `encode` is the library's."""
+    """`JSONTranscoder` whose `decode` parses with orjson; `encode` is the library's, after a
+    check that the value will read back the same."""
+
+    def encode(self, obj: Any) -> bytes:
+        where = find_unstorable(obj)
+        if where is not None:
+            raise InvalidInput(f"{where or 'value'}: {UNSTORABLE_MESSAGE}", field=where or None)
+        return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:
         try:

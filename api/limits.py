@@ -1,10 +1,14 @@
-"""An ASGI middleware that refuses request bodies over a size limit with 413."""
+"""ASGI middlewares at the boundary: bodies over a size limit get 413, unstorable text in
+query values, the path or headers gets 400."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import Problem, problem_response
+from api.problems import FieldError, Problem, problem_response
+from domain.inputs import UNSTORABLE_MESSAGE, unstorable
 
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -53,3 +57,44 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the request body may be at most {self.max_bytes} bytes"
         await problem_response(Problem(413, "body-too-large", detail))(scope, receive, send)
+
+
+class InputGuard:
+    """Refuses, with 400 naming the field, a request whose query values, path or headers
+    (cookies included) hold text that cannot be stored (domain.inputs) or is not UTF-8.
+
+    One place for every route's non-body input: a NUL in a cursor or an account name never
+    reaches the database (where PostgreSQL would refuse it as a server error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            field = _unstorable_field(scope)
+            if field is not None:
+                errors = [FieldError(field=field, message=UNSTORABLE_MESSAGE)]
+                detail = f"{field}: {UNSTORABLE_MESSAGE}"
+                problem = Problem(400, "invalid-input", detail, errors=errors)
+                await problem_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _unstorable_field(scope: Scope) -> str | None:
+    if unstorable(scope["path"]):
+        return "path"
+    for name, value in scope["headers"]:
+        if b"\x00" in value:
+            return f"header.{name.decode('latin-1')}"
+    query: bytes = scope["query_string"]
+    if not query:
+        return None
+    try:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return "query"
+    for name, value in pairs:
+        if unstorable(name) or unstorable(value):
+            return f"query.{name}" if not unstorable(name) else "query"
+    return None

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, pages, problems
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, InputGuard
 from api.routes import checkouts, health, operations, orders, webhooks
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
@@ -39,6 +39,7 @@ def create_app(container: Container | None) -> FastAPI:
     openapi.install(api)
     max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    api.add_middleware(InputGuard)
     for module in (checkouts, orders, webhooks, operations, health):
         api.include_router(module.router)
     pages.install(api)

@@ -44,6 +44,10 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 
 def _problems_everywhere(operation: dict[str, Any], *, secured: bool) -> None:
+    responses = operation.setdefault("responses", {})
+    responses.setdefault(
+        "400", {"description": "Bad Request: text or numbers that cannot be stored (api/limits.py)"}
+    )
     for status, response in operation.get("responses", {}).items():
         if status[0] in "45":
             response["content"] = {MEDIA_TYPE: {"schema": PROBLEM_REF}}

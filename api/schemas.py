@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from domain.cart import PSP_TOKEN, Checkout, LineItem, check_payment_method
 from domain.currencies import EXPONENTS
 from domain.errors import InvalidInput
+from domain.inputs import UNSTORABLE_MESSAGE, find_unstorable
 from domain.money import MAX_AMOUNT, is_currency
 from domain.statuses import AttemptStatus, OrderStatus
 
@@ -41,7 +42,18 @@ IdempotencyKey = Annotated[
 
 
 class Strict(BaseModel):
+    """Every request body: unknown fields are refused, and so is any text or integer that
+    cannot be stored (domain.inputs), whatever the field."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        where = find_unstorable(value)
+        if where is not None:
+            raise ValueError(f"{where + ': ' if where else ''}{UNSTORABLE_MESSAGE}")
+        return value
 
 
 class ItemIn(Strict):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from domain.inputs import ascii_int
+
 HEADER = "PSP-Signature"
 TOLERANCE_S = 300
 
@@ -42,7 +44,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
     candidates: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit() and len(value) <= 12:
+        if name == "t" and ascii_int(value, high=10**12) is not None:
             timestamp = int(value)
         elif name == "v1" and value:
             candidates.append(value)

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from domain.inputs import ascii_int, unstorable
+from domain.money import MAX_AMOUNT
 from domain.psp import (
     AuthorizeRequest,
     FollowUpRequest,
@@ -112,26 +114,50 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
         raise PSPRateLimited("the PSP is rate limiting", retry_after_s=_retry_after(response))
     error = _error_body(response)
     if status >= 500 and error.get("processed") is False:
-        raise PSPUnavailable(f"HTTP {status}: {error.get('type', 'unavailable')}")
+        raise PSPUnavailable(f"HTTP {status}: {_said(error.get('type', 'unavailable'))}")
     if status >= 500:
-        raise PSPServerError(f"HTTP {status}: {error.get('type', 'error')}", status_code=status)
+        raise PSPServerError(
+            f"HTTP {status}: {_said(error.get('type', 'error'))}", status_code=status
+        )
     raise PSPRejected(
-        f"{error.get('type', 'rejected')}: {error.get('message', '')}", status_code=status
+        f"{_said(error.get('type', 'rejected'))}: {_said(error.get('message', ''))}",
+        status_code=status,
     )
 
 
 def _result(body: dict[str, Any]) -> PSPResult:
+    """A 2xx body as a result. Anything we could not store faithfully (text with NUL or
+    unpaired surrogates, an amount beyond money's range, a field of the wrong type) makes it
+    a malformed answer: an outage whose outcome is unknown, settled later by inquiry."""
     try:
+        amount = body["amount"]
+        if type(amount) is not int or not 0 <= amount <= MAX_AMOUNT:
+            raise ValueError("amount")
         return PSPResult(
-            psp_reference=str(body["id"]),
-            status=map_status(str(body["status"])),
-            amount=int(body["amount"]),
-            currency=str(body["currency"]),
-            decline_code=body.get("decline_code"),
-            decline_message=body.get("decline_message"),
+            psp_reference=_field(body["id"], 255),
+            status=map_status(_field(body["status"], 32)),
+            amount=amount,
+            currency=_field(body["currency"], 3),
+            decline_code=_optional(body.get("decline_code"), 100),
+            decline_message=_optional(body.get("decline_message"), 500),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise PSPServerError("the PSP answered with a malformed body", status_code=200) from error
+
+
+def _field(value: object, limit: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit or unstorable(value):
+        raise ValueError("not a storable text field")
+    return value
+
+
+def _optional(value: object, limit: int) -> str | None:
+    return None if value is None else _field(value, limit)
+
+
+def _said(value: object) -> str:
+    """Text from a PSP error body for our messages: storable, short, or a placeholder."""
+    return value[:200] if isinstance(value, str) and not unstorable(value) else "?"
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:
@@ -144,4 +170,5 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    seconds = ascii_int(value, high=86_400)
+    return float(seconds) if seconds is not None else None

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from adapters.psp.signature import HEADER, InvalidSignature, verify
 from adapters.psp.simulator import map_status
 from domain.ids import parse_psp_key
+from domain.inputs import UNSTORABLE_MESSAGE, find_unstorable
+from domain.money import MAX_AMOUNT
 from domain.psp import (
     MalformedNotification,
     Notification,
@@ -26,23 +28,34 @@ from domain.psp import (
 Text = Annotated[str, Field(min_length=1, max_length=255)]
 
 
-class PaymentObject(BaseModel):
+class Notice(BaseModel):
+    """Webhook bodies: any text or integer we could not store is malformed (domain.inputs)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if find_unstorable(value) is not None:
+            raise ValueError(UNSTORABLE_MESSAGE)
+        return value
+
+
+class PaymentObject(Notice):
     id: Text
     status: Literal[
         "authorized", "captured", "declined", "voided", "refunded", "partially_refunded"
     ]
-    amount: Annotated[int, Field(ge=0, strict=True)]
+    amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     idempotency_key: Text
-    decline_code: str | None = None
-    decline_message: str | None = None
+    decline_code: Annotated[str, Field(max_length=100)] | None = None
+    decline_message: Annotated[str, Field(max_length=500)] | None = None
 
 
-class EventData(BaseModel):
+class EventData(Notice):
     object: PaymentObject
 
 
-class WebhookEvent(BaseModel):
+class WebhookEvent(Notice):
     id: Text
     type: Text
     data: EventData

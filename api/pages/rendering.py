@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 
 from api.problems import Problem
 from domain.errors import DomainError, IllegalTransition, OrderNotFound
+from domain.inputs import find_unstorable
 from domain.money import format_amount
 
 log = logging.getLogger("payments.pages")
@@ -155,12 +156,20 @@ async def form_fields(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise Problem(415, "unsupported-media-type", "Please submit the form from the page.")
-    text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        text = (await request.body()).decode("utf-8")
+        parsed = parse_qs(
+            text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict"
+        )
+    except UnicodeDecodeError:
+        raise Problem(400, "bad-form", "The form was not sent as UTF-8.") from None
     except ValueError:
         raise Problem(400, "bad-form", "The form had too many fields.") from None
-    return {name: values[0] for name, values in parsed.items()}
+    fields = {name: values[0] for name, values in parsed.items()}
+    where = find_unstorable(fields)
+    if where is not None:
+        raise Problem(400, "bad-form", f"The field {where!r} holds characters we cannot store.")
+    return fields
 
 
 Form = Annotated[dict[str, str], Depends(form_fields)]

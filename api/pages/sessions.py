@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from api.auth import DEV_CLIENT, client_id_for
 from api.pages.tokens import PROCESS_SECRET
 from bootstrap.settings import Role, Settings
+from domain.inputs import ascii_int
 
 COOKIE = "payments_session"
 TTL_S = 8 * 3600
@@ -75,7 +76,8 @@ def operator_for(settings: Settings, cookie: str | None, now: float) -> Operator
     still configured."""
     client_id, _, rest = (cookie or "").partition("|")
     expiry, _, mac = rest.partition("|")
-    if not expiry.isdigit() or int(expiry) <= now:
+    expires = ascii_int(expiry)
+    if expires is None or expires <= now:
         return None
     key = next((k for k in ops_keys(settings) if client_id_for(k) == client_id), None)
     if key is None:

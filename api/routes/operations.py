@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from api.auth import OpsCaller
 from api.deps import Db
 from api.problems import invalid, responses
+from domain.inputs import ascii_int
 from projections import dashboard
 
 router = APIRouter(tags=["operations"])
@@ -93,11 +95,22 @@ def entries(
 
 
 def _decode(cursor: str) -> dashboard.Cursor:
+    parts = cursor.split("|")
+    if len(parts) == 4:
+        at, order_id, version, line = parts
+        numbers = ascii_int(version), ascii_int(line)
+        moment = _finite(at)
+        if moment is not None and numbers[0] is not None and numbers[1] is not None:
+            return moment, order_id, numbers[0], numbers[1]
+    raise invalid("cursor", "not a cursor from this API")
+
+
+def _finite(text: str) -> float | None:
     try:
-        at, order_id, version, line = cursor.split("|")
-        return float(at), order_id, int(version), int(line)
+        value = float(text)
     except ValueError:
-        raise invalid("cursor", "not a cursor from this API") from None
+        return None
+    return value if math.isfinite(value) and 0 <= value < 10**11 else None
 
 
 @router.get("/metrics", include_in_schema=False)

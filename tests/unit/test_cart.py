@@ -10,6 +10,7 @@ from domain.cart import (
     SellerShare,
     add_shares,
     check_payment_method,
+    luhn_valid,
     prorate,
     split,
     sub_shares,
@@ -87,6 +88,10 @@ def _take(remaining: tuple[SellerShare, ...], amount: int) -> tuple[SellerShare,
         "pm_4242424242424242",
         "378282246310005",
         "card 5555555555554444 exp 12/30",
+        "pm_4242_4242_4242_4242",
+        "4242.4242.4242.4242",
+        "pm_card_4000_0566_5566_5556",
+        "pm_" + "1" * 20,
     ],
 )
 def test_anything_like_a_card_number_is_refused_without_echoing_it(pan: str) -> None:
@@ -137,3 +142,14 @@ def test_fingerprint_is_stable_and_sensitive_to_every_field() -> None:
     prints = {checkout(**v).fingerprint() for v in variants}  # type: ignore[arg-type]
     assert len(prints) == len(variants)
     assert checkout().fingerprint() not in prints
+
+
+@pytest.mark.parametrize("token", ["pm_1234567812345678", "pm_card_2026_11_27", "pm_123456789012"])
+def test_digits_that_fail_the_luhn_check_are_not_card_numbers(token: str) -> None:
+    assert not luhn_valid("1234567812345678")
+    check_payment_method(token)
+
+
+def test_the_luhn_check_knows_real_test_cards() -> None:
+    assert luhn_valid("4242424242424242") and luhn_valid("378282246310005")
+    assert not luhn_valid("4242424242424241")

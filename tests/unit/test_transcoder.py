@@ -19,6 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.codec import OrjsonTranscoder
+from domain.errors import InvalidInput
+from domain.inputs import find_unstorable
 
 
 def registered(transcoder: JSONTranscoder) -> JSONTranscoder:
@@ -70,3 +72,50 @@ def test_bad_bytes_fail_as_the_library_fails() -> None:
 def test_an_unknown_type_name_is_refused() -> None:
     with pytest.raises(TranscodingNotRegisteredError):
         OURS.decode(b'{"_type_":"mystery","_data_":1}')
+
+
+wild_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.integers(min_value=-(2**70), max_value=-(2**63) + 1)
+    | st.floats()
+    | st.text(st.characters(codec=None, exclude_categories=()))
+    | st.datetimes(timezones=st.just(UTC))
+    | st.uuids()
+)
+wild_values = st.recursive(
+    wild_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=())), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(wild_values)
+def test_over_the_full_range_a_value_is_refused_or_reads_back_exactly(value: Any) -> None:
+    try:
+        data = OURS.encode(value)
+    except InvalidInput:
+        assert find_unstorable(value) is not None
+        return
+    assert OURS.decode(data) == LIBRARY.decode(data) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"amount": 10**30},
+        {"amount": -(2**63) - 1},
+        {"message": "a\x00b"},
+        {"x": ["\ud800"]},
+        {"rate": float("nan")},
+        {"\x00": 1},
+    ],
+)
+def test_what_could_not_read_back_the_same_is_never_written(value: Any) -> None:
+    with pytest.raises(InvalidInput):
+        OURS.encode(value)
