@@ -23,6 +23,9 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 Row = tuple[Any, ...]
 STORE_ERRORS = (psycopg.Error, sqlite3.Error)
 """What a failing read-side query raises, on either store."""
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)
+"""Failures of the connection or the server (down, restarted, locked), not of the data: the
+same statement may well succeed later."""
 
 
 class Tx(ABC):
@@ -57,6 +60,21 @@ class Tx(ABC):
     @abstractmethod
     def rowcount(self) -> int:
         """Rows changed by the last statement."""
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Statements inside that fail are undone alone; the transaction goes on."""
+        self._control("SAVEPOINT isolated")
+        try:
+            yield
+        except BaseException:
+            self._control("ROLLBACK TO SAVEPOINT isolated")
+            self._control("RELEASE SAVEPOINT isolated")
+            raise
+        self._control("RELEASE SAVEPOINT isolated")
+
+    def _control(self, sql: str) -> None:
+        self.execute(sql)
 
 
 class Database(ABC):
@@ -205,6 +223,9 @@ class _PostgresTx(Tx):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.cursor.executemany(sql, rows)
+
+    def _control(self, sql: str) -> None:
+        self.cursor.execute(sql, prepare=False)
 
     def insert(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         # One multi-row statement per chunk, with PostgreSQL's own $n placeholders (psycopg

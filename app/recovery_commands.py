@@ -13,7 +13,7 @@ from uuid import UUID
 from app.application import PaymentsApp, Written
 from domain.calls import CallKind, PspCall, Purpose
 from domain.order import PaymentOrder
-from domain.psp import PSPOutage
+from domain.psp import PSPOutage, PSPResult
 
 
 class RecoveryCommands:
@@ -28,17 +28,28 @@ class RecoveryCommands:
         call = order.call(kind, number)
         if not (call.in_flight or call.awaits_reconciliation):
             return Written(order)
+        seen = call.inquiries
         try:
             found = self.app.psp.inquire(call.psp_key)
         except PSPOutage as outage:
             return self.app.change(order_id, partial(self._inquiry_failed, kind, number, outage))
         written = self.app.change(
-            order_id,
-            lambda o: self.app.recovery.after_inquiry(
-                o, o.call(kind, number), found, self.app.clock()
-            ),
+            order_id, partial(self._record_inquiry, kind, number, seen, found)
         )
-        return self.resend(order_id, kind, number) if written.result else written
+        return self.resend(order_id, kind, number) if written.result is True else written
+
+    def _record_inquiry(
+        self, kind: CallKind, number: int, seen: int, found: PSPResult | None, order: PaymentOrder
+    ) -> bool:
+        """Record what the inquiry found; True when the call should be resent at once. If
+        another worker's inquiry about the call was recorded since we looked, that one counts
+        (one inquiry against the budget, not two); ours only adds an outcome it reveals."""
+        call = order.call(kind, number)
+        if call.inquiries > seen:
+            if found is not None:
+                order.record_result(kind, number, found)
+            return False
+        return self.app.recovery.after_inquiry(order, call, found, self.app.clock())
 
     def _inquiry_failed(
         self, kind: CallKind, number: int, outage: PSPOutage, order: PaymentOrder

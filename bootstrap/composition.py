@@ -7,6 +7,7 @@ Nothing connects to anything at import time; `build()` does, and `Container.clos
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from adapters.codec import OrjsonTranscoder
@@ -41,6 +42,17 @@ class Container:
     metrics: Metrics
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    stuck_after_s: float = 30.0
+    """How long the in-process projection runner may go without completing a batch (or
+    finding the log caught up) before the health check calls it stuck."""
+
+    def projections_stuck(self) -> float | None:
+        """Seconds since the in-process runner last made progress, if that is too long
+        (None when it is fine or runs in another process)."""
+        if not any(t.name == "projections" and t.is_alive() for t in self.threads):
+            return None
+        idle = time.monotonic() - self.runner.last_progress
+        return idle if idle > self.stuck_after_s else None
 
     def start_projections(self, *, listen_to_database: bool = False) -> None:
         """Run the projection runner in this process, woken by every save made here and,

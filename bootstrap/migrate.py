@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 
+from adapters import revocations
 from adapters.codec import OrjsonTranscoder
 from adapters.db import open_database, postgres_conninfo
 from adapters.psp.unavailable import NoPSP
@@ -27,6 +28,8 @@ def migrate(settings: Settings) -> None:
         db = open_database(env, pool_size=1)
         try:
             create_tables(db, all_projections(config.timing))
+            with db.transaction() as tx:
+                revocations.create(tx)
         finally:
             db.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.db import Database
 from domain.worklist import Timing
-from projections import positions
+from projections import positions, quarantine
 from projections.base import Projection
 from projections.failures import FailuresProjection
 from projections.ledger import LedgerProjection
@@ -32,3 +32,4 @@ def create_tables(db: Database, projections: list[Projection]) -> None:
             for statement in projection.create_statements():
                 tx.execute(statement)
         positions.create(tx, [p.position_name for p in projections])
+        quarantine.create(tx)

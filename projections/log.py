@@ -17,6 +17,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from adapters.db import Database, Tx
 from domain.order import PaymentOrder
 from projections.base import OrderChange
+from projections.quarantine import describe
 
 LogRow = tuple[int, UUID, int]
 
@@ -48,17 +49,28 @@ class EventLog:
         )
         return [(int(p), _uuid(o), int(v)) for p, o, v in tx.execute(sql, (after, limit))]
 
-    def changes(self, tx: Tx, rows: list[LogRow]) -> list[OrderChange]:
-        """Rebuild every order the rows touch, as of the last row."""
+    def changes(
+        self, tx: Tx, rows: list[LogRow], broken: dict[UUID, str] | None = None
+    ) -> list[OrderChange]:
+        """Rebuild every order the rows touch, as of the last row. With `broken`, an order
+        whose events do not decode or replay is left out and recorded there (id -> error)
+        instead of failing the whole batch."""
         positions: dict[UUID, dict[int, int]] = defaultdict(dict)
         for position, order_id, version in rows:
             positions[order_id][version] = position
-        histories = self._histories(tx, list(positions))
+        histories = self._histories(tx, list(positions), broken)
         changes = []
         for order_id, by_version in positions.items():
+            if broken is not None and order_id in broken:
+                continue
             last = max(by_version)
             events = [e for e in histories[order_id] if e.originator_version <= last]
-            changes.append(_change(order_id, events, by_version))
+            try:
+                changes.append(_change(order_id, events, by_version))
+            except Exception as error:
+                if broken is None:
+                    raise
+                broken[order_id] = describe(error)
         return changes
 
     def history(self, tx: Tx, order_id: UUID) -> list[Any]:
@@ -77,9 +89,11 @@ class EventLog:
         return [_uuid(r[0]) for r in rows]
 
     def positioned_histories(
-        self, tx: Tx, order_ids: list[UUID]
+        self, tx: Tx, order_ids: list[UUID], broken: dict[UUID, str] | None = None
     ) -> dict[UUID, list[tuple[int, Any]]]:
-        """Every event of each order, decoded, with its position in the log."""
+        """Every event of each order, decoded, with its position in the log. With `broken`,
+        an event that does not decode is recorded there (order id -> error) and the rest of
+        that order's history left out, instead of raising."""
         fragment, params = self.db.in_list([self._raw(o) for o in order_ids])
         sql = (
             f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
@@ -88,13 +102,25 @@ class EventLog:
         )
         histories: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
         for position, originator, version, topic, state in tx.execute(sql, params):
-            stored = StoredEvent(_uuid(originator), int(version), topic, bytes(state))
-            event = self.mapper.to_domain_event(stored)
-            histories[stored.originator_id].append((int(position), event))  # type: ignore[index]
+            order_id = _uuid(originator)
+            if broken is not None and order_id in broken:
+                continue
+            stored = StoredEvent(order_id, int(version), topic, bytes(state))
+            try:
+                event = self.mapper.to_domain_event(stored)
+            except Exception as error:
+                if broken is None:
+                    raise
+                broken[order_id] = describe(error)
+                histories.pop(order_id, None)
+                continue
+            histories[order_id].append((int(position), event))
         return histories
 
-    def _histories(self, tx: Tx, order_ids: list[UUID]) -> dict[UUID, list[Any]]:
-        positioned = self.positioned_histories(tx, order_ids)
+    def _histories(
+        self, tx: Tx, order_ids: list[UUID], broken: dict[UUID, str] | None = None
+    ) -> dict[UUID, list[Any]]:
+        positioned = self.positioned_histories(tx, order_ids, broken)
         histories: dict[UUID, list[Any]] = defaultdict(list)
         histories.update({o: [e for _, e in h] for o, h in positioned.items()})
         return histories

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.db import Database, Tx
-from projections import positions
+from projections import positions, quarantine
 from projections.base import Projection
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
@@ -45,6 +45,7 @@ def _reset_copy(db: Database, copy: Projection) -> None:
         for statement in copy.create_statements():
             tx.execute(statement)
         positions.restart(tx, copy.position_name)
+        quarantine.clear(tx, copy.position_name)
 
 
 def _swap(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:
@@ -53,6 +54,7 @@ def _swap(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:
         tx.execute(f"ALTER TABLE {copy.t(table)} RENAME TO {live.t(table)}")
     _rename_indexes(db, tx, live, copy)
     positions.take_over(tx, live.position_name, copy.position_name)
+    quarantine.take_over(tx, live.position_name, copy.position_name)
 
 
 def _rename_indexes(db: Database, tx: Tx, live: Projection, copy: Projection) -> None:

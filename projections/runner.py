@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from uuid import UUID
 
-from adapters.db import STORE_ERRORS, Database, Tx
-from projections import positions
-from projections.base import Projection
+from adapters.db import STORE_ERRORS, TRANSIENT_ERRORS, Database, Tx
+from projections import positions, quarantine
+from projections.base import OrderChange, Projection
 from projections.log import EventLog
 
 log = logging.getLogger("payments.projections")
@@ -41,11 +42,15 @@ class ProjectionRunner:
         self.projections = list(projections)
         self.batch_size = batch_size
         self.wakeup = threading.Event()
+        self.last_progress = time.monotonic()
+        """When a batch last committed or found the log caught up (the health check's clue)."""
 
     def run_once(self) -> int:
         """Process one batch; returns how many events it covered (0 when caught up)."""
         with self.db.transaction() as tx:
-            return self.run_batch(tx)
+            processed = self.run_batch(tx)
+        self.last_progress = time.monotonic()
+        return processed
 
     def run_batch(self, tx: Tx) -> int:
         """Process one batch inside the caller's transaction."""
@@ -54,16 +59,53 @@ class ProjectionRunner:
         rows = self.log.read(tx, start, self.batch_size)
         if not rows:
             return 0
-        changes = self.log.changes(tx, rows)
+        broken: dict[UUID, str] = {}
+        changes = self.log.changes(tx, rows, broken)
+        held = quarantine.held(tx)
         end = rows[-1][0]
         for projection in self.projections:
-            done = done_at[projection.position_name]
+            name, done = projection.position_name, done_at[projection.position_name]
+            for order_id, error in broken.items():
+                quarantine.add(tx, name, str(order_id), end, error)
             new = [c for c in (change.after(done) for change in changes) if c]
+            new = [c for c in new if (name, str(c.order_id)) not in held]
             if new:
-                projection.apply(tx, new)
+                self._apply(tx, projection, new)
             if end > done:
-                positions.advance(tx, projection.position_name, end)
+                positions.advance(tx, name, end)
         return len(rows)
+
+    def _apply(self, tx: Tx, projection: Projection, changes: list[OrderChange]) -> None:
+        """Apply a batch to one read model; if it fails, apply it order by order and
+        quarantine the orders that fail, so one bad order never stops the others. A
+        failing connection is not an order's fault: it aborts the batch, retried later."""
+        try:
+            with tx.savepoint():
+                projection.apply(tx, changes)
+            return
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # noqa: S110 - found out order by order below
+            pass
+        for change in changes:
+            try:
+                with tx.savepoint():
+                    projection.apply(tx, [change])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                order_id = str(change.order_id)
+                log.error(
+                    "projection %s cannot apply order %s; quarantined",
+                    projection.position_name,
+                    order_id,
+                    exc_info=error,
+                    extra={"order_id": order_id},
+                )
+                error_text = quarantine.describe(error)
+                quarantine.add(
+                    tx, projection.position_name, order_id, change.last_position, error_text
+                )
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Run batches until nothing is left; returns the events processed."""

@@ -24,6 +24,8 @@ from domain.errors import DomainError
 from domain.worklist import Task, Work, due
 from projections import work_queue
 
+BROKEN_REST_S = 60.0
+"""How long an order that failed unexpectedly rests before the worker tries it again."""
 log = logging.getLogger("payments.worker")
 BATCH = 50
 
@@ -73,6 +75,10 @@ class RecoveryWorker:
             except (DomainError, PersistenceError) as error:  # the next pass retries it
                 log.warning("order %s: %s", order_id, error, extra={"order_id": str(order_id)})
                 self.resting[order_id] = time.time() + self.interval_s
+            except Exception as error:  # one broken order must not starve the others
+                context = {"order_id": str(order_id)}
+                log.error("order %s failed: %s", order_id, error, exc_info=error, extra=context)
+                self.resting[order_id] = time.time() + max(self.interval_s, BROKEN_REST_S)
         return len(order_ids)
 
     def work_on(self, order_id: UUID) -> None:

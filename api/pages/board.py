@@ -16,7 +16,7 @@ from domain.calls import CallKind
 from domain.errors import OrderNotFound
 from domain.money import format_amount
 from domain.order import RESOLUTIONS
-from projections import dashboard, queries
+from projections import dashboard, quarantine, queries
 
 HOUR, MINUTE = 3600.0, 60.0
 HEALTH_MINUTES = 15
@@ -39,6 +39,7 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "latency": psp_latency(container.metrics.psp_seconds),
         "lag": {"head": head, "position": position, "behind": max(0, head - position)},
         "recent": _recent(container),
+        "quarantined": quarantine.rows(container.db),
     }
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from adapters import revocations
 from api.pages import sessions
 from api.pages.board import board, outcome_choices
 from api.pages.buyer_view import sellers
@@ -38,9 +39,15 @@ def current_operator(request: Request) -> sessions.Operator:
         return sessions.development_operator()
     cookie = request.cookies.get(sessions.COOKIE)
     operator = sessions.operator_for(settings, cookie, time.time())
-    if operator is None:
+    if operator is None or _revoked(request, operator):
         raise Redirect(SIGN_IN)
     return operator
+
+
+def _revoked(request: Request, operator: sessions.Operator) -> bool:
+    return operator.session is not None and revocations.is_revoked(
+        container_of(request).db, operator.session[0]
+    )
 
 
 Op = Annotated[sessions.Operator, Depends(current_operator)]
@@ -88,6 +95,9 @@ def sign_out(request: Request, operator: Op, form: Form) -> Response:
     """End the session (the form carries the CSRF token)."""
     if not sessions.csrf_matches(operator, form.get("csrf")):
         return error_page(403, "This form has expired. Please reload the page and try again.")
+    if operator.session is not None:  # the cookie stays valid until revoked server-side
+        mac, expires = operator.session
+        revocations.revoke(container_of(request).db, mac, expires, time.time())
     response = redirect(SIGN_IN)
     response.delete_cookie(sessions.COOKIE, path="/dashboard", httponly=True, samesite="strict")
     return response

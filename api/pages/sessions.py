@@ -44,6 +44,8 @@ class Operator:
     client_id: str
     csrf: str
     development: bool = False
+    session: tuple[str, int] | None = None
+    """The session cookie's MAC and expiry (to revoke it at sign-out); None in development."""
 
 
 def _mac(key: bytes, message: str) -> str:
@@ -85,7 +87,7 @@ def operator_for(settings: Settings, cookie: str | None, now: float) -> Operator
     session_key = _session_key(key)
     if not hmac.compare_digest(mac, _mac(session_key, f"{client_id}|{expiry}")):
         return None
-    return Operator(client_id, _mac(session_key, f"csrf|{cookie}"))
+    return Operator(client_id, _mac(session_key, f"csrf|{cookie}"), session=(mac, expires))
 
 
 def development_operator() -> Operator:
