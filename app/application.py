@@ -26,7 +26,16 @@ from domain.cart import Checkout
 from domain.clock import Clock, system_clock
 from domain.errors import ConcurrentChange, IdempotencyKeyReused, OrderNotFound
 from domain.order import PaymentOrder
-from domain.psp import AuthorizeRequest, FollowUpRequest, PSPOutage, PSPPort, PSPRejected, PSPResult
+from domain.psp import (
+    AuthorizeRequest,
+    FollowUpRequest,
+    Inquiry,
+    PSPOutage,
+    PSPPort,
+    PSPRejected,
+    PSPResult,
+    PSPUnavailable,
+)
 from domain.recovery import Recovery, RetryPolicy
 from domain.worklist import Timing
 
@@ -330,7 +339,9 @@ class PaymentsApp(Application[UUID]):
         """Call the PSP for a call already recorded as requested, then record the outcome."""
         kind, number = call.kind, call.number
         self.failpoint("before_psp_call")
-        answer = self._call_psp(order, call)
+        order, answer = self._prepare(order, call)
+        if answer is None:
+            answer = self._call_psp(order, order.call(kind, number))
         self.failpoint("after_psp_call")
         written = self.change(
             order.id, lambda o: self._record_answer(o, o.call(kind, number), answer), order
@@ -348,6 +359,35 @@ class PaymentsApp(Application[UUID]):
             },
         )
         return written
+
+    def _prepare(self, order: PaymentOrder, call: PspCall) -> tuple[PaymentOrder, PspAnswer | None]:
+        """A two-step PSP first creates its payment (no money moves); its reference is
+        recorded before anything can confirm it. A failure here moved no money either."""
+        if call.kind != CallKind.AUTHORIZE or call.psp_reference:
+            return order, None
+        try:
+            reference = self.psp.prepare(self._authorize_request(order, call))
+        except PSPOutage as outage:
+            refused = PSPUnavailable(f"creating the payment failed: {outage.message}"[:300])
+            return order, PspAnswer(outage=refused)
+        if reference is None:
+            return order, None
+        kind, number = call.kind, call.number
+        written = self.change(
+            order.id, lambda o: o.record_psp_payment(kind, number, reference), order
+        )
+        return written.order, None
+
+    def inquiry(self, order: PaymentOrder, call: PspCall) -> Inquiry:
+        """What to ask the PSP about a call: its key, and the PSP's payment if we know it."""
+        attempt = (
+            call
+            if call.kind == CallKind.AUTHORIZE
+            else order.attempt(order.operation(call.number).attempt)
+        )
+        return Inquiry(
+            call.psp_key, call.kind.value, attempt.psp_reference, call.amount, order.currency
+        )
 
     def _call_psp(self, order: PaymentOrder, call: PspCall) -> PspAnswer:
         """Make the PSP call; what came back is recorded on a freshly loaded order."""
@@ -372,16 +412,7 @@ class PaymentsApp(Application[UUID]):
 
     def _dispatch(self, order: PaymentOrder, call: PspCall) -> PSPResult:
         if call.kind == CallKind.AUTHORIZE:
-            return self.psp.authorize(
-                AuthorizeRequest(
-                    idempotency_key=call.psp_key,
-                    reference=str(order.id),
-                    amount=call.amount,
-                    currency=order.currency,
-                    payment_method=order.attempt(call.number).payment_method,
-                    capture=order.auto_capture,
-                )
-            )
+            return self.psp.authorize(self._authorize_request(order, call))
         op = order.operation(call.number)
         request = FollowUpRequest(
             idempotency_key=op.psp_key,
@@ -395,6 +426,19 @@ class PaymentsApp(Application[UUID]):
             CallKind.REFUND: self.psp.refund,
         }
         return operations[call.kind](request)
+
+    @staticmethod
+    def _authorize_request(order: PaymentOrder, call: PspCall) -> AuthorizeRequest:
+        return AuthorizeRequest(
+            idempotency_key=call.psp_key,
+            reference=str(order.id),
+            amount=call.amount,
+            currency=order.currency,
+            payment_method=order.attempt(call.number).payment_method,
+            capture=order.auto_capture,
+            psp_reference=call.psp_reference,
+            retry=call.tries > 1,
+        )
 
     # ----------------------------------------------------------------- replays
 

@@ -30,7 +30,7 @@ class RecoveryCommands:
             return Written(order)
         seen = call.inquiries
         try:
-            found = self.app.psp.inquire(call.psp_key)
+            found = self.app.psp.inquire(self.app.inquiry(order, call))
         except PSPOutage as outage:
             return self.app.change(order_id, partial(self._inquiry_failed, kind, number, outage))
         written = self.app.change(

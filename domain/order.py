@@ -284,6 +284,20 @@ class PaymentOrder(Aggregate):
         call.schedule(None, None)
         call.note_failure(None, None)
 
+    def record_psp_payment(self, kind: CallKind, number: int, psp_reference: str) -> None:
+        """A two-step PSP created its payment for this call (no money moved yet): record
+        its reference before anything confirms it, so an inquiry knows what to ask about."""
+        call = self.call(kind, number)
+        if not call.in_flight or call.psp_reference == psp_reference:
+            return
+        if call.psp_reference is not None:
+            raise IllegalTransition("the call already has a payment at the PSP")
+        self._psp_payment_created(kind=call.kind.value, number=number, psp_reference=psp_reference)
+
+    @event("PSPPaymentCreated", topic="PaymentOrder.PSPPaymentCreated")
+    def _psp_payment_created(self, kind: str, number: int, psp_reference: str) -> None:
+        self.call(kind, number).psp_reference = psp_reference
+
     def _remember(self, request_key: str | None, fingerprint: str | None) -> None:
         if request_key and fingerprint:
             self.request_keys[request_key] = fingerprint

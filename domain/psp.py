@@ -32,6 +32,23 @@ class AuthorizeRequest:
     currency: str
     payment_method: str
     capture: bool
+    psp_reference: str | None = None
+    """The payment `PSPPort.prepare` created for this call, for two-step PSPs."""
+    retry: bool = False
+    """True when this call was sent before (a resend): a two-step PSP first looks for the
+    payment an earlier try may have created."""
+
+
+@dataclass(frozen=True)
+class Inquiry:
+    """What became of one of our calls? `psp_reference` is the PSP's payment (the attempt's),
+    when we know it."""
+
+    idempotency_key: str
+    kind: str
+    psp_reference: str | None
+    amount: int
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,14 @@ class PSPRejected(Exception):
 class PSPPort(ABC):
     """What the application needs from a Payment Service Provider."""
 
+    def prepare(self, request: AuthorizeRequest) -> str | None:
+        """For a PSP whose charge takes two steps (Stripe: create an unconfirmed
+        PaymentIntent, then confirm it), create the payment without moving money and return
+        its reference, which the application records before `authorize` confirms it. None
+        (the default) for a PSP whose `authorize` does it all. An outage here moved no
+        money: it raises PSPUnavailable."""
+        return None
+
     @abstractmethod
     def authorize(self, request: AuthorizeRequest) -> PSPResult:
         """Authorize (and capture, if `request.capture`) a payment, idempotent by key."""
@@ -132,8 +157,8 @@ class PSPPort(ABC):
         """Refund `amount` of a captured payment."""
 
     @abstractmethod
-    def inquire(self, idempotency_key: str) -> PSPResult | None:
-        """What became of the request sent with this key; None if it never arrived."""
+    def inquire(self, inquiry: Inquiry) -> PSPResult | None:
+        """What became of the call; None if it never arrived (or moved no money yet)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,15 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
-from domain.psp import AuthorizeRequest, FollowUpRequest, PSPOutage, PSPPort, PSPRejected, PSPResult
+from domain.psp import (
+    AuthorizeRequest,
+    FollowUpRequest,
+    Inquiry,
+    PSPOutage,
+    PSPPort,
+    PSPRejected,
+    PSPResult,
+)
 
 R = TypeVar("R")
 
@@ -20,6 +28,9 @@ class MeteredPSP(PSPPort):
         self.inner = inner
         self.calls = calls
         self.seconds = seconds
+
+    def prepare(self, request: AuthorizeRequest) -> str | None:
+        return self.inner.prepare(request)
 
     def authorize(self, request: AuthorizeRequest) -> PSPResult:
         return self._measure("authorize", lambda: self.inner.authorize(request))
@@ -33,8 +44,8 @@ class MeteredPSP(PSPPort):
     def refund(self, request: FollowUpRequest) -> PSPResult:
         return self._measure("refund", lambda: self.inner.refund(request))
 
-    def inquire(self, idempotency_key: str) -> PSPResult | None:
-        return self._measure("inquire", lambda: self.inner.inquire(idempotency_key))
+    def inquire(self, inquiry: Inquiry) -> PSPResult | None:
+        return self._measure("inquire", lambda: self.inner.inquire(inquiry))
 
     def _measure(self, operation: str, call: Callable[[], R]) -> R:
         started = time.monotonic()

@@ -17,6 +17,7 @@ from domain.money import MAX_AMOUNT
 from domain.psp import (
     AuthorizeRequest,
     FollowUpRequest,
+    Inquiry,
     PSPConnectionLost,
     PSPPort,
     PSPRateLimited,
@@ -78,8 +79,9 @@ class HttpPSP(PSPPort):
         path = f"/v1/payments/{request.psp_reference}/refunds"
         return self._post(path, {"amount": request.amount}, request.idempotency_key)
 
-    def inquire(self, idempotency_key: str) -> PSPResult | None:
-        response = self._send("GET", "/v1/payments", params={"idempotency_key": idempotency_key})
+    def inquire(self, inquiry: Inquiry) -> PSPResult | None:
+        key = inquiry.idempotency_key
+        response = self._send("GET", "/v1/payments", params={"idempotency_key": key})
         if response.status_code == 404:
             return None
         return _result(_checked(response))

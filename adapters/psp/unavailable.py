@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from domain.psp import AuthorizeRequest, FollowUpRequest, PSPPort, PSPResult, PSPUnavailable
+from domain.psp import (
+    AuthorizeRequest,
+    FollowUpRequest,
+    Inquiry,
+    PSPPort,
+    PSPResult,
+    PSPUnavailable,
+)
 
 
 class NoPSP(PSPPort):
@@ -23,5 +30,5 @@ class NoPSP(PSPPort):
     def refund(self, request: FollowUpRequest) -> PSPResult:
         return self._refuse()
 
-    def inquire(self, idempotency_key: str) -> PSPResult | None:
+    def inquire(self, inquiry: Inquiry) -> PSPResult | None:
         return self._refuse()

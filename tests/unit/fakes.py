@@ -6,7 +6,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain.psp import AuthorizeRequest, FollowUpRequest, PSPOutage, PSPPort, PSPResult, PSPStatus
+from domain.psp import (
+    AuthorizeRequest,
+    FollowUpRequest,
+    Inquiry,
+    PSPOutage,
+    PSPPort,
+    PSPResult,
+    PSPStatus,
+)
 
 
 @dataclass
@@ -36,9 +44,9 @@ class FakePSP(PSPPort):
     def refund(self, request: FollowUpRequest) -> PSPResult:
         return self._answer("refund", request.idempotency_key, PSPStatus.REFUNDED, request.amount)
 
-    def inquire(self, idempotency_key: str) -> PSPResult | None:
-        self.calls.append(("inquire", idempotency_key))
-        return self.done.get(idempotency_key)
+    def inquire(self, inquiry: Inquiry) -> PSPResult | None:
+        self.calls.append(("inquire", inquiry.idempotency_key))
+        return self.done.get(inquiry.idempotency_key)
 
     def _answer(
         self, op: str, key: str, status: PSPStatus, amount: int, code: str | None = None

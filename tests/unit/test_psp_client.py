@@ -10,6 +10,7 @@ import pytest
 from adapters.psp.simulator import HttpPSP, map_status
 from domain.psp import (
     AuthorizeRequest,
+    Inquiry,
     PSPConnectionLost,
     PSPRateLimited,
     PSPRejected,
@@ -97,7 +98,8 @@ def test_other_4xx_are_rejections_never_retried_blindly() -> None:
 
 
 def test_an_inquiry_404_means_the_request_never_arrived() -> None:
-    assert psp(lambda r: httpx.Response(404, json={})).inquire("key-1") is None
+    inquiry = Inquiry("key-1", "authorize", None, 100, "EUR")
+    assert psp(lambda r: httpx.Response(404, json={})).inquire(inquiry) is None
 
 
 def test_status_mapping_treats_partial_refunds_as_refunds() -> None:
