@@ -16,6 +16,8 @@ from adapters.listen import listen
 from adapters.psp.metered import MeteredPSP
 from adapters.psp.simulator import HttpPSP
 from adapters.psp.simulator_notifications import SimulatorNotifications
+from adapters.psp.stripe import StripePSP
+from adapters.psp.stripe_notifications import StripeNotifications
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
 from bootstrap import failpoints
@@ -35,7 +37,8 @@ class Container:
     settings: Settings
     app: PaymentsApp
     psp: PSPPort
-    notifications: NotificationParser
+    notifications: dict[str, NotificationParser]
+    """Each connector's webhook reader, by the route's name (/v1/webhooks/<name>)."""
     db: Database
     runner: ProjectionRunner
     worker: RecoveryWorker
@@ -86,16 +89,12 @@ class Container:
 def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = True) -> Container:
     """Build the container. `psp_url` overrides PAYMENTS_PSP_URL (the in-process simulator);
     `with_psp=False` builds a process that must never call the PSP (projections)."""
-    url = psp_url or settings.psp_url
-    if with_psp and not url:
-        raise ValueError("no PSP URL: set PAYMENTS_PSP_URL, or run `payments serve` without it")
     env = settings.event_store_env()
     config = settings.payments_config()
     metrics = Metrics()
     psp: PSPPort = NoPSP()
-    if with_psp and url:
-        http = HttpPSP(url, settings.psp_timeout_s)
-        psp = MeteredPSP(http, metrics.psp_calls, metrics.psp_seconds)
+    if with_psp:
+        psp = MeteredPSP(_connector(settings, psp_url), metrics.psp_calls, metrics.psp_seconds)
     app = PaymentsApp(env, psp=psp, config=config, codec=OrjsonTranscoder)
     app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
     db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
@@ -104,5 +103,22 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     worker = RecoveryWorker(
         app, db, settings.worker_interval_s, on_task=lambda t: metrics.worker_tasks.labels(t).inc()
     )
-    notifications = SimulatorNotifications(settings.webhook_secret.get_secret_value())
+    notifications: dict[str, NotificationParser] = {
+        "psp": SimulatorNotifications(settings.webhook_secret.get_secret_value()),
+        "stripe": StripeNotifications(settings.stripe_webhook_secret.get_secret_value()),
+    }
     return Container(settings, app, psp, notifications, db, runner, worker, metrics)
+
+
+def _connector(settings: Settings, psp_url: str | None) -> PSPPort:
+    """The PSP connector PAYMENTS_PSP names. `psp_url` overrides PAYMENTS_PSP_URL (the
+    in-process simulator)."""
+    if settings.psp == "stripe":
+        key = settings.stripe_secret_key.get_secret_value()
+        if not key:
+            raise ValueError("PAYMENTS_STRIPE_SECRET_KEY is required with PAYMENTS_PSP=stripe")
+        return StripePSP(key, settings.stripe_api_base, settings.psp_timeout_s)
+    url = psp_url or settings.psp_url
+    if not url:
+        raise ValueError("no PSP URL: set PAYMENTS_PSP_URL, or run `payments serve` without it")
+    return HttpPSP(url, settings.psp_timeout_s)

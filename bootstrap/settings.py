@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
+from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -26,7 +27,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///./payments.db"
+    psp: Literal["simulator", "stripe"] = "simulator"
+    """Which PSP connector: our simulator's contract (at PAYMENTS_PSP_URL), or Stripe."""
     psp_url: str | None = None
+    stripe_secret_key: SecretStr = SecretStr("")
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_api_base: str = "https://api.stripe.com"
+    """Stripe's API; tests point it at localstripe (or at `payments psp-proxy` before it)."""
     psp_timeout_s: float = Field(default=10.0, gt=0, le=120)
     api_keys: SecretStr = SecretStr("")
     webhook_secret: SecretStr = SecretStr("")
@@ -68,6 +75,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
 
     @cached_property
     def keys(self) -> dict[str, Role]:

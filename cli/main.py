@@ -83,7 +83,7 @@ def serve(
 def _with_psp(settings: Settings, host: str, port: int) -> Settings:
     """Without PAYMENTS_PSP_URL, start the simulator in this process and point at it (and
     export both, so `--workers` children use the same simulator and webhook secret)."""
-    if settings.psp_url:
+    if settings.psp_url or settings.psp == "stripe":
         return settings
     secret = settings.webhook_secret.get_secret_value() or secrets.token_urlsafe(32)
     webhook_url = f"http://{_loopback(host)}:{port}/v1/webhooks/psp"
@@ -138,10 +138,23 @@ def _checked_for_serving(settings: Settings, host: str) -> Settings:
             typer.echo("refusing to listen beyond loopback without PAYMENTS_API_KEYS", err=True)
             raise typer.Exit(2)
         log.warning("DEVELOPMENT MODE: no PAYMENTS_API_KEYS set, authentication is OFF")
-    elif not settings.webhook_secret.get_secret_value():
-        typer.echo("PAYMENTS_WEBHOOK_SECRET is required when API keys are set", err=True)
+    elif not _webhook_secret(settings):
+        name = (
+            "PAYMENTS_STRIPE_WEBHOOK_SECRET"
+            if settings.psp == "stripe"
+            else "PAYMENTS_WEBHOOK_SECRET"
+        )
+        typer.echo(f"{name} is required when API keys are set", err=True)
+        raise typer.Exit(2)
+    if settings.psp == "stripe" and not settings.stripe_secret_key.get_secret_value():
+        typer.echo("PAYMENTS_STRIPE_SECRET_KEY is required with PAYMENTS_PSP=stripe", err=True)
         raise typer.Exit(2)
     return settings
+
+
+def _webhook_secret(settings: Settings) -> str:
+    secret = settings.stripe_webhook_secret if settings.psp == "stripe" else settings.webhook_secret
+    return secret.get_secret_value()
 
 
 def _is_loopback(host: str) -> bool:

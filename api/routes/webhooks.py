@@ -1,4 +1,5 @@
-"""POST /v1/webhooks/psp: the PSP's notifications, handed raw to the connector that reads them.
+"""POST /v1/webhooks/psp and /v1/webhooks/stripe: PSP notifications, handed raw to the
+connector that reads them.
 
 The connector verifies the signature before it parses anything (domain.psp.NotificationParser);
 this route only maps its verdict to HTTP and applies the result once.
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from api.deps import App
 from api.problems import Problem, responses
+from app.application import PaymentsApp
 from domain.calls import CallKind
 from domain.errors import OrderNotFound
 from domain.psp import MalformedNotification, Notification, UnverifiedNotification
@@ -30,9 +32,21 @@ class WebhookAck(BaseModel):
 
 @router.post("/v1/webhooks/psp", responses=responses(400, 401, 413, 503))
 async def psp_webhook(request: Request, app: App) -> WebhookAck:
-    """Verify the HMAC signature over the raw body, then apply the event once."""
+    """Verify the HMAC signature (`PSP-Signature`) over the raw body, then apply the event
+    once."""
+    return await _apply(request, app, "psp")
+
+
+@router.post("/v1/webhooks/stripe", responses=responses(400, 401, 413, 503))
+async def stripe_webhook(request: Request, app: App) -> WebhookAck:
+    """Verify `Stripe-Signature` with the SDK over the raw body, then apply the event once
+    (`payment_intent.*`, `charge.refunded`; others are acknowledged and ignored)."""
+    return await _apply(request, app, "stripe")
+
+
+async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookAck:
     body = await request.body()
-    parser = request.app.state.container.notifications
+    parser = request.app.state.container.notifications[connector]
     try:
         notification: Notification = parser.parse(body, request.headers, time.time())
     except UnverifiedNotification as error:
