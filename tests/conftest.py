@@ -19,6 +19,9 @@ from hypothesis import settings
 from psycopg import sql
 
 from api.threaded_server import ThreadedServer
+from chaos.localstripe import LocalStripe
+from chaos.localstripe import start as start_localstripe
+from chaos.processes import free_port
 from psp.simulator import create_simulator
 
 # Timing is not what these properties are about, and CI machines are shared: no deadlines.
@@ -102,3 +105,12 @@ def simulator(simulator_server: ThreadedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=simulator_server.url, timeout=10) as client:
         client.post("/_control/reset").raise_for_status()
         yield client
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """localstripe (a fake Stripe by others, from the dev lock) as a real process on a
+    loopback port, for the whole session. It never skips: without it the tests fail."""
+    server = start_localstripe(free_port())
+    yield server
+    server.stop()
