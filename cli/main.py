@@ -1,5 +1,5 @@
-"""The `payments` command line: serve, psp-sim, worker, projections, migrate, audit, chaos,
-openapi."""
+"""The `payments` command line: serve, psp-sim, psp-proxy, worker, projections, migrate, audit,
+chaos, openapi."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from cli.common import (
     serve_metrics,
 )
 from cli.projections import projections_cli
+from psp.proxy import create_proxy
 from psp.simulator import create_simulator
 
 cli = typer.Typer(
@@ -111,6 +112,22 @@ def psp_sim(
     secret = load_settings().webhook_secret.get_secret_value()
     app = create_simulator(webhook_url, secret, mode)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.command("psp-proxy")
+def psp_proxy(
+    upstream: Annotated[str, typer.Option(help="Base URL of the PSP to forward to")],
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8098,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+) -> None:
+    """Run the simulator's fault engine as a reverse proxy in front of `--upstream`, with the
+    simulator's /_control/faults API."""
+    if not upstream.startswith(("http://", "https://")):
+        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--upstream")
+    app = create_proxy(upstream)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", server_header=False, date_header=False
+    )
 
 
 @cli.command()

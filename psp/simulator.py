@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Receive, Scope, Send
 
+from psp.fault_http import error_response, fault_control_routes, refuse_before, spoil_after
 from psp.faults import FaultPlan, FaultSettings
 from psp.sim_state import Notice, Outcome, SimError, SimulatedPSP
 from psp.webhook_sender import WebhookSender
@@ -38,15 +38,6 @@ class AmountIn(BaseModel):
     amount: int | None = Field(default=None, ge=1)
 
 
-class DroppedResponse(Response):
-    """Starts a response, sends part of it, and ends: the client sees the connection drop."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"id": "pay_', "more_body": True})
-
-
 class Simulator:
     """The simulator's state, faults and webhook delivery, shared by its routes."""
 
@@ -59,33 +50,36 @@ class Simulator:
     async def handle(self, operation: Callable[[], Outcome]) -> Response:
         """Run one PSP request through the fault plan."""
         fault = self.plan.next_fault()
-        await asyncio.sleep(self.plan.settings.latency_ms / 1000)
-        if fault in ("rate_limit", "error_before"):
-            return _refusal(fault, self.plan.settings.retry_after_s)
+        refused = await refuse_before(self.plan.settings, fault)
+        if refused is not None:
+            return refused
         try:
             outcome = operation()
         except SimError as error:
-            return _error(error.status, error.code, error.message)
+            return error_response(error.status, error.code, error.message)
         self.notify(outcome)
-        if fault == "timeout":
-            await asyncio.sleep(self.plan.settings.hang_ms / 1000)
-        elif fault == "lost_response":
-            return DroppedResponse()
-        elif fault == "error_after":
-            return _error(500, "internal_error", "something went wrong")
-        return JSONResponse(outcome.body)
+        return await spoil_after(self.plan.settings, fault, JSONResponse(outcome.body))
 
     async def inquire(self, key: str) -> Response:
         fault = self.plan.next_fault(inquiry=True)
-        await asyncio.sleep(self.plan.settings.latency_ms / 1000)
-        if fault in ("rate_limit", "error_before"):
-            return _refusal(fault, self.plan.settings.retry_after_s)
+        refused = await refuse_before(self.plan.settings, fault)
+        if refused is not None:
+            return refused
         if fault == "timeout":
             await asyncio.sleep(self.plan.settings.hang_ms / 1000)
         body = self.books.inquire(key)
         if body is None:
-            return _error(404, "not_found", "no request with that idempotency key")
+            return error_response(404, "not_found", "no request with that idempotency key")
         return JSONResponse(body)
+
+    def counters(self) -> dict[str, int]:
+        """Reported by `GET /_control/faults` next to the injected faults."""
+        return {"webhooks_sent": self.sender.sent}
+
+    def reset(self) -> None:
+        """`POST /_control/reset`: forget the payments and the faults."""
+        self.books = SimulatedPSP()
+        self.plan = FaultPlan(FaultSettings())
 
     @property
     def webhook_events(self) -> str:
@@ -144,7 +138,7 @@ def _payment_routes(app: FastAPI, sim: Simulator) -> None:
     @app.post("/v1/payments/{payment_id}/refunds")
     async def refund(payment_id: str, key: Key, body: AmountIn) -> Response:
         if body.amount is None:
-            return _error(400, "invalid_amount", "a refund needs an amount")
+            return error_response(400, "invalid_amount", "a refund needs an amount")
         request = {"amount": body.amount}
         return await sim.handle(lambda: sim.books.refund(key, payment_id, request))
 
@@ -158,37 +152,8 @@ def _payment_routes(app: FastAPI, sim: Simulator) -> None:
 
 
 def _control_routes(app: FastAPI, sim: Simulator) -> None:
-    @app.put("/_control/faults")
-    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
-        sim.plan = FaultPlan(settings, injected=sim.plan.injected)
-        return settings.model_dump()
-
-    @app.get("/_control/faults")
-    async def get_faults() -> dict[str, Any]:
-        injected = dict(sim.plan.injected) | {"webhooks_sent": sim.sender.sent}
-        return {"settings": sim.plan.settings.model_dump(), "injected": injected}
+    fault_control_routes(app, sim)
 
     @app.get("/_control/payments")
     async def payments() -> dict[str, Any]:
         return {"payments": sim.books.snapshot()}
-
-    @app.post("/_control/reset")
-    async def reset() -> dict[str, str]:
-        sim.books = SimulatedPSP()
-        sim.plan = FaultPlan(FaultSettings())
-        return {"status": "reset"}
-
-
-def _refusal(fault: str, retry_after_s: int) -> Response:
-    if fault == "rate_limit":
-        response = _error(429, "rate_limited", "too many requests")
-        response.headers["Retry-After"] = str(retry_after_s)
-        return response
-    response = _error(503, "unavailable", "temporarily unavailable; nothing was processed")
-    return response
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    processed = False if status in (429, 503) else None
-    body = {"error": {"type": code, "message": message, "processed": processed}}
-    return JSONResponse(body, status_code=status)
