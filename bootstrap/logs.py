@@ -45,3 +45,4 @@ def configure(json_lines: bool = True, level: int = logging.INFO, access_log: bo
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").propagate = access_log
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # one line per request otherwise

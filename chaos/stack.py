@@ -1,19 +1,28 @@
-"""The stack the storm runs against: PostgreSQL, the simulator, the API, two workers and the
-projection runner, each its own `payments` process."""
+"""The stack the storm runs against: PostgreSQL, the PSP, the API, two workers and the
+projection runner, each its own `payments` process.
+
+The PSP is our simulator, or (`psp="stripe"`) localstripe behind `payments psp-proxy`, which
+injects the same faults; the PSP's own books (`books()`) are what the money is checked
+against either way."""
 
 from __future__ import annotations
 
 import secrets
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 from psycopg import sql
 
+from chaos import localstripe, stripe_books
+from chaos.localstripe import LocalStripe
 from chaos.processes import Process, api_server, base_env, free_port, psp_simulator, run_payments
+from chaos.workload import SIMULATOR_TOKENS
 
+STRIPE_KEY, STRIPE_WEBHOOK_SECRET = "sk_test_chaos", "whsec_chaos"
 SETTINGS = {
     "psp_timeout_s": "1",
     "stale_after_s": "2.5",
@@ -36,9 +45,13 @@ class ChaosStack:
     processes: dict[str, Process] = field(default_factory=dict)
     api_url: str = ""
     sim_url: str = ""
+    """Where the fault controls are: the simulator, or the proxy in front of localstripe."""
+    psp: str = "simulator"
+    localstripe: LocalStripe | None = None
+    tokens: dict[str, str] = field(default_factory=lambda: dict(SIMULATOR_TOKENS))
 
     @classmethod
-    def start(cls, database_url: str, seed: int) -> ChaosStack:
+    def start(cls, database_url: str, seed: int, psp: str = "simulator") -> ChaosStack:
         schema = f"chaos_{seed}_{secrets.token_hex(3)}"
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -46,17 +59,20 @@ class ChaosStack:
             "database_url": f"{database_url}?schema={schema}",
             "webhook_secret": secrets.token_urlsafe(16),
         }
-        stack = cls(database_url, schema, settings)
+        stack = cls(database_url, schema, settings, psp=psp)
         stack._launch()
         return stack
 
     def _launch(self) -> None:
         api_port, sim_port = free_port(), free_port()
         self.api_url, self.sim_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-        secret = self.settings["webhook_secret"]
-        self.settings["psp_url"] = self.sim_url
-        sim = psp_simulator(f"{self.api_url}/v1/webhooks/psp", secret, port=sim_port)
-        self.processes["psp-sim"] = sim.start()
+        if self.psp == "stripe":
+            self._launch_stripe(sim_port)
+        else:
+            secret = self.settings["webhook_secret"]
+            self.settings["psp_url"] = self.sim_url
+            sim = psp_simulator(f"{self.api_url}/v1/webhooks/psp", secret, port=sim_port)
+            self.processes["psp-sim"] = sim.start()
         migrate = self.run("migrate")
         if migrate.returncode != 0:
             raise RuntimeError(f"migrate failed: {migrate.stderr.decode()}")
@@ -69,6 +85,36 @@ class ChaosStack:
         ):
             process = Process(name, args, base_env(**self.settings))
             self.processes[name] = self._named(process, name).start()
+
+    def _launch_stripe(self, proxy_port: int) -> None:
+        """localstripe, `payments psp-proxy` in front of it, and the settings to use them."""
+        self.localstripe = localstripe.start(free_port())
+        upstream = ["psp-proxy", "--upstream", self.localstripe.url, "--port", str(proxy_port)]
+        proxy = Process("psp-proxy", upstream, base_env(), health_url=f"{self.sim_url}/healthz")
+        self.processes["psp-proxy"] = proxy.start()
+        self.settings |= {
+            "psp": "stripe",
+            "stripe_secret_key": STRIPE_KEY,
+            "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+            "stripe_api_base": self.sim_url,
+        }
+        api_port = self.api_url.rsplit(":", 1)[1]
+        hooks = f"http://127.0.0.1:{api_port}/v1/webhooks/stripe"
+        self.localstripe.add_webhook(hooks, STRIPE_WEBHOOK_SECRET)
+        declining = stripe_books.declining_card(self.localstripe.url, STRIPE_KEY)
+        self.tokens = {
+            "decline_then_retry": declining,
+            "abandon": declining,
+            "processing": "pm_card_visa",  # localstripe has no asynchronous confirmation
+        }
+
+    def books(self) -> list[dict[str, Any]]:
+        """What the PSP itself did, one entry per payment in the simulator's shape."""
+        if self.localstripe is not None:
+            return stripe_books.payments(self.localstripe.url, STRIPE_KEY)
+        with self.simulator() as sim:
+            payments: list[dict[str, Any]] = sim.get("/_control/payments").json()["payments"]
+        return payments
 
     @staticmethod
     def _named(process: Process, name: str) -> Process:
@@ -103,6 +149,8 @@ class ChaosStack:
     def stop(self, *, drop: bool = True) -> None:
         for process in self.processes.values():
             process.stop()
+        if self.localstripe is not None:
+            self.localstripe.stop()
         if drop:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))

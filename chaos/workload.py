@@ -108,16 +108,22 @@ def checkout(client: Client, key: str, **changes: Any) -> str | None:
     return order_id
 
 
-def drive(client: Client, intent: str, rng: random.Random) -> Outcome:
+SIMULATOR_TOKENS = {
+    "decline_then_retry": "pm_card_declined",
+    "abandon": "pm_card_declined",
+    "processing": "pm_card_processing",
+}
+"""The payment method each story checks out with (others: pm_card_visa), per PSP."""
+
+
+def drive(
+    client: Client, intent: str, rng: random.Random, tokens: dict[str, str] = SIMULATOR_TOKENS
+) -> Outcome:
     """Play one buyer's story to its end (or until the order settles elsewhere)."""
     outcome = Outcome(intent, str(uuid.uuid4()))
     if intent == "duplicate":
         return _duplicates(client, outcome)
-    token = {
-        "decline_then_retry": "pm_card_declined",
-        "abandon": "pm_card_declined",
-        "processing": "pm_card_processing",
-    }.get(intent, "pm_card_visa")
+    token = tokens.get(intent, "pm_card_visa")
     capture = "manual" if intent in ("manual_capture", "manual_cancel") else "automatic"
     outcome.order_id = checkout(client, outcome.key, payment_method=token, capture_method=capture)
     if outcome.order_id:
@@ -151,7 +157,12 @@ def _duplicates(client: Client, outcome: Outcome) -> Outcome:
 
 
 def run_workload(
-    api_url: str, intents: tuple[str, ...], seed: int, span_s: float, concurrency: int = 8
+    api_url: str,
+    intents: tuple[str, ...],
+    seed: int,
+    span_s: float,
+    concurrency: int = 8,
+    tokens: dict[str, str] = SIMULATOR_TOKENS,
 ) -> tuple[list[Outcome], Responses]:
     """Drive every intent, starting them evenly over `span_s` seconds, `concurrency` at a time."""
     responses = Responses()
@@ -163,7 +174,8 @@ def run_workload(
             clients.client = Client(api_url, responses)
         index, intent = job
         time.sleep(max(0.0, start + index * span_s / len(intents) - time.monotonic()))
-        return drive(clients.client, intent, random.Random(seed * 100_003 + index))  # noqa: S311
+        rng = random.Random(seed * 100_003 + index)  # noqa: S311
+        return drive(clients.client, intent, rng, tokens)
 
     with ThreadPoolExecutor(concurrency) as pool:
         outcomes = list(pool.map(one, enumerate(intents)))

@@ -21,6 +21,9 @@ def chaos(
     ] = None,
     keep: Annotated[bool, typer.Option(help="Keep the stack's schema for inspection")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report")] = False,
+    psp: Annotated[
+        str, typer.Option(help="'simulator', or 'stripe' (localstripe behind payments psp-proxy)")
+    ] = "simulator",
 ) -> None:
     """Start API, two workers, the projection runner and the simulator on PostgreSQL
     (PAYMENTS_DATABASE_URL, in a schema of their own), throw the seed's storm of faults and
@@ -32,7 +35,10 @@ def chaos(
     say = (lambda _: None) if as_json else typer.echo
     reports = []
     for current in range(seed, seed + seeds):
-        report = run(without_query(settings.database_url), current, orders, storm_s, keep, say)
+        if psp not in ("simulator", "stripe"):
+            raise typer.BadParameter("must be 'simulator' or 'stripe'", param_hint="--psp")
+        url = without_query(settings.database_url)
+        report = run(url, current, orders, storm_s, keep, say, psp)
         typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else _summary(report))
         reports.append(report)
     if seeds > 1 and not as_json:
