@@ -34,6 +34,7 @@ def main() -> None:
         results = _measure(stack, options, seconds, concurrencies)
     finally:
         stack.stop()
+    results["stripe_checkouts"] = _stripe_checkouts(options, seconds)
     results["context"] = _context(options, seconds)
     _write(results)
     print(table(results))
@@ -101,6 +102,17 @@ def _measure(
     results["raw_decode"] = _rate(*library.read_and_decode_rate(settings.event_store_env()))
     results["ratios"] = _ratios(results)
     return results
+
+
+def _stripe_checkouts(options: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    """Checkouts through the Stripe connector against localstripe, 8 connections (beside the
+    simulator's row at 8): what the connector costs, bounded by localstripe's own speed."""
+    stack = BenchStack.start(options.admin_url, options.workers, 0, {"psp": "stripe"})
+    try:
+        load = wrk.run(stack.api_url, "checkout.lua", 8, seconds, f"stripe-{time.time_ns()}")
+    finally:
+        stack.stop()
+    return _load(load) | {"connections": 8}
 
 
 def _order_ids(db: Any) -> list[str]:
@@ -175,6 +187,11 @@ def table(r: dict[str, Any]) -> str:
             c["non_2xx"],
             c["projection_lag_max_events"],
         )
+        lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+    stripe = r.get("stripe_checkouts")
+    if stripe:
+        cells = (8, stripe["per_second"], stripe["p50_ms"], stripe["p99_ms"], stripe["non_2xx"], "")
+        lines.append("checkouts through the Stripe connector on localstripe")
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
     rates = [
         (

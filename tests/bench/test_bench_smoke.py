@@ -28,6 +28,7 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
     assert results["context"]["smoke"] is True
     assert results["checkouts"][0]["requests"] > 0
+    assert results["stripe_checkouts"]["requests"] > 0
     for figure in (
         "reads",
         "bare_fastapi_reads",
