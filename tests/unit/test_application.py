@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 
 from app.application import PaymentsApp, PaymentsConfig
-from domain.calls import Action
+from app.recovery_commands import RecoveryCommands
+from domain.calls import Action, CallKind
 from domain.cart import Checkout, LineItem
 from domain.errors import IdempotencyKeyReused, IllegalTransition, OrderNotFound
-from domain.psp import PSPTimeout
+from domain.psp import Inquiry, PSPResult, PSPTimeout
 from domain.statuses import AttemptStatus, OrderStatus
 from tests.unit.fakes import FakeClock, FakePSP
 from tests.unit.orders import NOW
@@ -169,3 +170,25 @@ def test_a_follow_up_command_loads_the_order_once_and_checks_who_asks(
     with pytest.raises(OrderNotFound):
         app.history(order.id, client="someone-else")
     assert app.get_order(order.id, client=None).status == OrderStatus.SUCCEEDED
+
+
+def test_two_inquiries_about_one_call_at_once_count_once(app: PaymentsApp, psp: FakePSP) -> None:
+    psp.outages.append(PSPTimeout("no answer"))
+    order = app.place_checkout(checkout(), client_id="c1", idempotency_key="k1").order
+    assert order.attempts[0].status == AttemptStatus.UNKNOWN
+    commands = RecoveryCommands(app)
+    inquire = psp.inquire
+    raced: list[bool] = []
+
+    def racing(inquiry: Inquiry) -> PSPResult | None:
+        if not raced:  # another worker asks about the same call, and records first
+            raced.append(True)
+            commands.inquire(order.id, CallKind.AUTHORIZE, 1)
+        return inquire(inquiry)
+
+    psp.inquire = racing  # type: ignore[method-assign]
+    settled = commands.inquire(order.id, CallKind.AUTHORIZE, 1).order
+    assert settled.status == OrderStatus.SUCCEEDED
+    assert settled.attempts[0].inquiries == 1
+    types = [type(e).__name__ for e in app.history(order.id)]
+    assert types.count("OutcomeInquired") == 1
