@@ -9,7 +9,15 @@ from fastapi import FastAPI
 
 from api import openapi, pages, problems
 from api.limits import BodySizeLimit, InputGuard
-from api.routes import checkouts, health, operations, orders, webhooks
+from api.routes import (
+    checkouts,
+    events,
+    health,
+    operations,
+    orders,
+    webhook_endpoints,
+    webhooks,
+)
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 
@@ -40,7 +48,7 @@ def create_app(container: Container | None) -> FastAPI:
     max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
-    for module in (checkouts, orders, webhooks, operations, health):
+    for module in (checkouts, orders, events, webhook_endpoints, webhooks, operations, health):
         api.include_router(module.router)
     pages.install(api)
     return api

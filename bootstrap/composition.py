@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
 from adapters.listen import listen
+from adapters.outbound import Sender
 from adapters.psp.metered import MeteredPSP
 from adapters.psp.simulator import HttpPSP
 from adapters.psp.simulator_notifications import SimulatorNotifications
@@ -27,6 +28,7 @@ from domain.psp import NotificationParser, PSPPort
 from projections.catalog import all_projections
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
+from workers.outbound import OutboundPolicy, OutboundWorker
 from workers.recovery import RecoveryWorker
 
 
@@ -43,6 +45,7 @@ class Container:
     runner: ProjectionRunner
     worker: RecoveryWorker
     metrics: Metrics
+    outbound: OutboundWorker
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     stuck_after_s: float = 30.0
@@ -67,8 +70,9 @@ class Container:
         self._spawn("projections", lambda: self.runner.run_forever(self.stop))
 
     def start_worker(self) -> None:
-        """Run the recovery worker in this process."""
+        """Run the recovery worker and the outbound webhook deliveries in this process."""
         self._spawn("worker", lambda: self.worker.run_forever(self.stop))
+        self._spawn("outbound", lambda: self.outbound.run_forever(self.stop))
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -82,6 +86,7 @@ class Container:
             thread.join(timeout=10)
         if isinstance(self.psp, MeteredPSP):
             self.psp.close()
+        self.outbound.close()
         self.app.close()
         self.db.close()
 
@@ -107,7 +112,21 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
         "psp": SimulatorNotifications(settings.webhook_secret.get_secret_value()),
         "stripe": StripeNotifications(settings.stripe_webhook_secret.get_secret_value()),
     }
-    return Container(settings, app, psp, notifications, db, runner, worker, metrics)
+    outbound = OutboundWorker(
+        db,
+        Sender(settings.outbound_timeout_s, allow_private=settings.outbound_private_ok),
+        _outbound_policy(settings),
+    )
+    return Container(settings, app, psp, notifications, db, runner, worker, metrics, outbound)
+
+
+def _outbound_policy(settings: Settings) -> OutboundPolicy:
+    return OutboundPolicy(
+        base_s=settings.outbound_retry_base_s,
+        max_s=settings.outbound_retry_max_s,
+        give_up_after_s=settings.outbound_give_up_after_s,
+        timeout_s=settings.outbound_timeout_s,
+    )
 
 
 def _connector(settings: Settings, psp_url: str | None) -> PSPPort:

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(default=3600.0, gt=0, le=30 * 86_400)
     failpoints: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    outbound_give_up_after_s: float = Field(default=3 * 24 * 3600.0, gt=0, le=30 * 86_400)
+    """How long after its first try a webhook delivery is retried before its endpoint is
+    disabled."""
+    outbound_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    outbound_retry_base_s: float = Field(default=1.0, gt=0, le=3600)
+    outbound_retry_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    outbound_allow_private: bool = False
+    """Allow webhook endpoints on loopback or private addresses in production mode (in
+    development mode they are always allowed)."""
     access_log: bool = True
     """One log line per HTTP request (uvicorn's access log). Behind a proxy that logs
     requests already, turning it off saves about a tenth of a status read's CPU."""
@@ -104,6 +113,10 @@ class Settings(BaseSettings):
             stale_after=timedelta(seconds=stale),
             reconcile_after=timedelta(seconds=self.reconcile_after_s),
         )
+
+    @property
+    def outbound_private_ok(self) -> bool:
+        return self.development_mode or self.outbound_allow_private
 
     def event_store_env(self, *, create_tables: bool = False) -> dict[str, str]:
         """The eventsourcing library's settings for PAYMENTS_DATABASE_URL."""

@@ -20,6 +20,9 @@ class OrderChange:
     order: PaymentOrder
     events: tuple[tuple[int, Any], ...]
     """(log position, domain event) pairs, in order."""
+    history: tuple[Any, ...] = ()
+    """Every event of the order up to the batch's end, oldest first (for read models that
+    need the order as it was at each version: the public events)."""
 
     @property
     def last_position(self) -> int:
@@ -28,7 +31,7 @@ class OrderChange:
     def after(self, position: int) -> OrderChange | None:
         """The part of this change a projection at `position` has not applied yet."""
         events = tuple(e for e in self.events if e[0] > position)
-        return OrderChange(self.order_id, self.order, events) if events else None
+        return OrderChange(self.order_id, self.order, events, self.history) if events else None
 
 
 class Projection(ABC):

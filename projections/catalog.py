@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters import webhook_store
 from adapters.db import Database
 from domain.worklist import Timing
 from projections import positions, quarantine
@@ -9,6 +10,7 @@ from projections.base import Projection
 from projections.failures import FailuresProjection
 from projections.ledger import LedgerProjection
 from projections.orders import OrdersProjection
+from projections.public_events import PublicEventsProjection
 from projections.work_queue import WorkQueueProjection
 
 
@@ -19,10 +21,11 @@ def all_projections(timing: Timing, suffix: str = "") -> list[Projection]:
         FailuresProjection(suffix),
         LedgerProjection(suffix),
         WorkQueueProjection(timing, suffix),
+        PublicEventsProjection(suffix),
     ]
 
 
-NAMES = ("orders", "failures", "ledger", "work_queue")
+NAMES = ("orders", "failures", "ledger", "work_queue", "public_events")
 
 
 def create_tables(db: Database, projections: list[Projection]) -> None:
@@ -33,3 +36,4 @@ def create_tables(db: Database, projections: list[Projection]) -> None:
                 tx.execute(statement)
         positions.create(tx, [p.position_name for p in projections])
         quarantine.create(tx)
+        webhook_store.create(tx)

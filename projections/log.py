@@ -153,7 +153,7 @@ def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> Ord
     new = tuple(
         (positions[e.originator_version], e) for e in events if e.originator_version in positions
     )
-    return OrderChange(order_id, order, new)
+    return OrderChange(order_id, order, new, tuple(events))
 
 
 def _uuid(value: Any) -> UUID:

@@ -91,4 +91,7 @@ def test_the_audit_of_the_old_store_passes_as_before(
     audited = payments(old_store, "audit", "--json")
     assert audited.returncode == 0, audited.stdout + audited.stderr
     report = {k: v for k, v in json.loads(audited.stdout).items() if k not in VARYING}
-    assert report == {k: v for k, v in expected["audit"].items() if k not in VARYING}
+    before = {k: v for k, v in expected["audit"].items() if k not in VARYING}
+    # Read models added since that version have positions of their own; the rest agree.
+    report["positions"] = {k: v for k, v in report["positions"].items() if k in before["positions"]}
+    assert report == before

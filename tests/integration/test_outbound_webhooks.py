@@ -1,0 +1,300 @@
+"""Telling the marketplace: public events, the feed, and signed webhooks to a real receiver.
+
+The receiver is an HTTP server on loopback that verifies every delivery with the
+`standardwebhooks` package (as a marketplace would), and that fails, hangs and answers
+slowly before it comes back. Whatever it does, every public event reaches it at least once,
+in order per order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.main import create_app
+from api.threaded_server import ThreadedServer
+from bootstrap.composition import Container, build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
+from domain.cart import Checkout, LineItem
+from projections import rebuild as rebuilding
+from projections.catalog import all_projections
+from tests.integration.conftest import FAST
+from workers.outbound import OutboundWorker
+
+OUTBOUND: dict[str, Any] = {
+    "outbound_timeout_s": 0.5,
+    "outbound_retry_base_s": 0.05,
+    "outbound_retry_max_s": 0.2,
+}
+ITEMS = (LineItem("s1", "mug", 2, 1000), LineItem("s2", "tea", 1, 550))
+
+
+@dataclass
+class Receiver:
+    """A marketplace's webhook receiver; `script` says how it answers the next requests
+    ("fail", "hang", "slow"); then it answers 204."""
+
+    secret: str = ""
+    script: list[str] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    unverified: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        with self.lock:
+            mode = self.script.pop(0) if self.script else "ok"
+        if mode == "hang":
+            time.sleep(1.0)  # past the sender's timeout
+        elif mode == "slow":
+            time.sleep(0.2)
+        if mode == "fail":
+            return Response(status_code=500)
+        try:
+            event = Webhook(self.secret).verify(body, dict(request.headers))
+        except Exception:  # counted and asserted
+            self.unverified += 1
+            return Response(status_code=400)
+        with self.lock:
+            self.received.append(event)
+        return Response(status_code=204)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    handler = Receiver()
+    server = ThreadedServer(
+        Starlette(routes=[Route("/hooks", handler.handle, methods=["POST"])])
+    ).start()
+    yield handler, f"{server.url}/hooks"
+    server.stop()
+
+
+@pytest.fixture
+def stack(
+    database_url: str, simulator_server: ThreadedServer, simulator: Any
+) -> Iterator[tuple[Container, httpx.Client]]:
+    settings = Settings(database_url=database_url, **FAST, **OUTBOUND)
+    migrate(settings)
+    container = build(settings, psp_url=simulator_server.url)
+    server = ThreadedServer(create_app(container)).start()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        yield container, http
+    server.stop()
+    container.close()
+
+
+def subscribe(http: httpx.Client, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    created = http.post("/v1/webhook-endpoints", json={"url": url, "events": events or ["*"]})
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    assert body["secret"].startswith("whsec_")
+    return body
+
+
+def workload(container: Container) -> list[uuid.UUID]:
+    """Orders with several status changes each: captured then refunded twice, declined then
+    retried, authorized then canceled."""
+    app = container.app
+    ids = []
+    for n, (method, capture) in enumerate(
+        [
+            ("pm_card_visa", "automatic"),
+            ("pm_card_declined", "automatic"),
+            ("pm_card_visa", "manual"),
+        ]
+    ):
+        cart = Checkout("buyer", "EUR", ITEMS, method, capture)
+        order = app.place_checkout(cart, client_id="development", idempotency_key=f"k{n}").order
+        ids.append(order.id)
+    app.refund(ids[0], 500, "r1")
+    app.refund(ids[0], 2050, "r2")
+    app.add_attempt(ids[1], "pm_card_visa", "again")
+    app.cancel(ids[2], "cancel")
+    return ids
+
+
+def deliver_all(container: Container, workers: list[OutboundWorker], timeout_s: float = 30) -> None:
+    container.runner.catch_up()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        threads = [threading.Thread(target=w.run_once) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pending = container.db.one(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        if not pending[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("deliveries still pending")
+
+
+def feed(http: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """Every event of the feed, paging `limit` at a time."""
+    events: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = http.get(
+            "/v1/events", params={**params, **({"after": after} if after else {})}
+        ).json()
+        events += page["data"]
+        after = page["next_cursor"]
+        if not page["has_more"]:
+            return events
+
+
+def test_every_event_reaches_a_flaky_receiver_once_verified_in_order_per_order(
+    stack: tuple[Container, httpx.Client], receiver: tuple[Receiver, str]
+) -> None:
+    container, http = stack
+    handler, url = receiver
+    handler.secret = subscribe(http, url)["secret"]
+    handler.script = ["fail", "fail", "hang", "slow", "fail", "hang"]
+    ids = workload(container)
+    deliver_all(container, [container.outbound])
+    events = feed(http, limit=2)
+    assert {e["order_id"] for e in events} == {str(i) for i in ids}
+    types = [e["type"] for e in events]
+    assert types.count("refund.succeeded") == 2 and "payment_order.canceled" in types
+    assert handler.unverified == 0
+    first_seen = list(dict.fromkeys(e["id"] for e in handler.received))
+    assert sorted(first_seen) == sorted(e["id"] for e in events)  # all, at least once
+    for order_id in ids:  # and, per order, in the order they happened
+        mine = [e["id"] for e in events if e["order_id"] == str(order_id)]
+        assert [i for i in first_seen if i in mine] == mine
+    assert all(e["data"]["id"] == e["order_id"] for e in handler.received)
+    tries = http.get(f"/v1/webhook-endpoints/{_endpoint_id(http)}/deliveries").json()["data"]
+    assert any(t["status_code"] == 500 for t in tries) and any(t["error"] for t in tries)
+
+
+def test_two_workers_never_send_one_event_twice_to_a_healthy_receiver(
+    stack: tuple[Container, httpx.Client], receiver: tuple[Receiver, str]
+) -> None:
+    container, http = stack
+    handler, url = receiver
+    handler.secret = subscribe(http, url)["secret"]
+    workload(container)
+    other = build(container.settings, with_psp=False)
+    try:
+        deliver_all(container, [container.outbound, other.outbound])
+    finally:
+        other.close()
+    ids = [e["id"] for e in handler.received]
+    assert ids and len(ids) == len(set(ids))
+
+
+def test_an_endpoint_that_never_answers_well_is_disabled_after_the_give_up_time(
+    database_url: str,
+    simulator_server: ThreadedServer,
+    simulator: Any,
+    receiver: tuple[Receiver, str],
+) -> None:
+    handler, url = receiver
+    handler.script = ["fail"] * 1000
+    settings = Settings(database_url=database_url, **FAST, **OUTBOUND, outbound_give_up_after_s=0.3)
+    migrate(settings)
+    container = build(settings, psp_url=simulator_server.url)
+    server = ThreadedServer(create_app(container)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            subscribe(http, url, ["payment_order.succeeded"])
+            cart = Checkout("buyer", "EUR", ITEMS, "pm_card_visa", "automatic")
+            container.app.place_checkout(cart, client_id="development", idempotency_key="k")
+            container.runner.catch_up()
+            deadline = time.monotonic() + 10
+            while (
+                time.monotonic() < deadline
+                and http.get("/v1/webhook-endpoints").json()["data"][0]["status"] == "enabled"
+            ):
+                container.outbound.run_once()
+                time.sleep(0.05)
+            [endpoint] = http.get("/v1/webhook-endpoints").json()["data"]
+            assert endpoint["status"] == "disabled" and "gave up" in endpoint["disabled_reason"]
+            assert "secret" not in endpoint
+    finally:
+        server.stop()
+        container.close()
+
+
+def test_the_feed_filters_by_type_and_a_client_sees_only_its_own(
+    database_url: str, simulator_server: ThreadedServer, simulator: Any
+) -> None:
+    keys = "checkout:client-a-key,checkout:client-b-key,ops:ops-key-0001"
+    settings = Settings(database_url=database_url, api_keys=keys, webhook_secret="w" * 16, **FAST)
+    migrate(settings)
+    container = build(settings, psp_url=simulator_server.url)
+    server = ThreadedServer(create_app(container)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            cart = {
+                "buyer_id": "b",
+                "currency": "EUR",
+                "payment_method": "pm_card_visa",
+                "items": [{"seller_id": "s", "sku": "x", "quantity": 1, "unit_amount": 100}],
+            }
+            for key in ("client-a-key", "client-b-key"):
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "same"}
+                assert http.post("/v1/checkouts", json=cart, headers=headers).status_code == 201
+            container.runner.catch_up()
+            mine = http.get("/v1/events", headers={"Authorization": "Bearer client-a-key"}).json()
+            everyone = http.get(
+                "/v1/events", headers={"Authorization": "Bearer ops-key-0001"}
+            ).json()
+            assert len({e["order_id"] for e in mine["data"]}) == 1
+            assert len({e["order_id"] for e in everyone["data"]}) == 2
+            succeeded = http.get(
+                "/v1/events",
+                params={"type": "payment_order.succeeded"},
+                headers={"Authorization": "Bearer ops-key-0001"},
+            ).json()["data"]
+            assert [e["type"] for e in succeeded] == ["payment_order.succeeded"] * 2
+            loopback = http.post(
+                "/v1/webhook-endpoints",
+                json={"url": "http://127.0.0.1:9/hook", "events": ["*"]},
+                headers={"Authorization": "Bearer client-a-key"},
+            )
+            assert loopback.status_code == 422 and loopback.json()["errors"][0]["field"] == "url"
+            bad = http.get(
+                "/v1/events",
+                params={"after": "x"},
+                headers={"Authorization": "Bearer ops-key-0001"},
+            )
+            assert bad.status_code == 422
+    finally:
+        server.stop()
+        container.close()
+
+
+def test_a_rebuild_derives_the_same_events_with_the_same_ids(
+    stack: tuple[Container, httpx.Client],
+) -> None:
+    container, http = stack
+    workload(container)
+    container.runner.catch_up()
+    before = feed(http)
+    timing = container.app.config.timing
+    live = next(p for p in all_projections(timing) if p.name == "public_events")
+    copy = next(p for p in all_projections(timing, rebuilding.SUFFIX) if p.name == "public_events")
+    rebuilding.rebuild(container.db, container.runner.log, live, copy)
+    assert feed(http) == before
+
+
+def _endpoint_id(http: httpx.Client) -> str:
+    endpoint_id: str = http.get("/v1/webhook-endpoints").json()["data"][0]["id"]
+    return endpoint_id
