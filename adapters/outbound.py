@@ -62,6 +62,10 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise InvalidInput("must be an http:// or https:// URL with a host", field="url")
     if parts.username or parts.password:
         raise InvalidInput("must not carry credentials", field="url")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise InvalidInput("has an invalid port", field="url") from None
     if not allow_private and _private_host(parts.hostname):
         raise InvalidInput(
             "must not point at a loopback or private address (PAYMENTS_OUTBOUND_ALLOW_PRIVATE)",
@@ -130,7 +134,7 @@ class Sender:
         headers = sign(secret, event_id, int(time.time()), body)
         try:
             response = self.client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except Exception as error:  # any failure to deliver is a failed try, never a crash
             return Attempt(None, type(error).__name__, _ms(started))
         return Attempt(response.status_code, None, _ms(started))
 

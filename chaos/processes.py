@@ -34,11 +34,16 @@ class Process:
     health_url: str | None = None
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
     popen: subprocess.Popen[bytes] | None = None
+    program: list[str] | None = None
+    """What runs `args` (default: our `payments` console script)."""
 
     def start(self, timeout_s: float = 20.0) -> Process:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(  # noqa: S603 - our own console script
-            [str(BIN / "payments"), *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [*(self.program or [str(BIN / "payments")]), *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         if self.health_url:
             self._wait_healthy(timeout_s)

@@ -92,8 +92,18 @@ class OutboundWorker:
                 per_endpoint[due.endpoint_id] += 1
                 chosen.append(due)
         bodies = public_events.bodies(self.db, [d.event_id for d in chosen])
-        list(self.pool.map(lambda d: self._deliver(d, bodies.get(d.event_id)), chosen))
+        list(self.pool.map(lambda d: self._deliver_safely(d, bodies.get(d.event_id)), chosen))
         return len(chosen)
+
+    def _deliver_safely(self, due: webhook_store.Due, body: str | None) -> None:
+        """One delivery on its own: whatever goes wrong with it stays with it (its lease
+        runs out and it is tried again), never stopping the others."""
+        try:
+            self._deliver(due, body)
+        except Exception as error:
+            log.error(
+                "delivery %s failed", due.id, exc_info=error, extra={"endpoint": due.endpoint_id}
+            )
 
     def _deliver(self, due: webhook_store.Due, body: str | None) -> None:
         if body is None:  # the event is gone (a rebuild in progress): try again later
