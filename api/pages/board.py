@@ -4,11 +4,13 @@ Prometheus registry."""
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from prometheus_client import Histogram
 
+from adapters import webhook_store
 from api.pages import text
 from api.pages.charts import Chart, slot_starts, stacked
 from bootstrap.composition import Container
@@ -21,6 +23,8 @@ from projections import dashboard, quarantine, queries
 HOUR, MINUTE = 3600.0, 60.0
 HEALTH_MINUTES = 15
 RECENT_ORDERS = 15
+FAILING_AFTER_S = 5 * MINUTE
+"""An endpoint failing for longer than this (or disabled) stands out on the dashboard."""
 
 
 def board(container: Container, now: float, stuck_after_s: float, window_h: int) -> dict[str, Any]:
@@ -40,6 +44,8 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "lag": {"head": head, "position": position, "behind": max(0, head - position)},
         "recent": _recent(container),
         "quarantined": quarantine.rows(container.db),
+        "endpoints": [endpoint_row(row, now) for row in webhook_store.health(container.db)],
+        "failing_after_s": FAILING_AFTER_S,
     }
 
 
@@ -83,6 +89,44 @@ def _review(container: Container, row: dict[str, Any], now: float) -> dict[str, 
         "explanation": text.explain(row["reason"]),
         "outcomes": outcome_choices(review),
     }
+
+
+def endpoint_row(row: dict[str, Any], now: float) -> dict[str, Any]:
+    """A webhook endpoint's health for people: its state in words and tone, and times as ages.
+    Only these fields reach the page (never the endpoint's secret)."""
+    state, tone = endpoint_state(row["status"], row["failing_since"], now)
+    return {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "url": row["url"],
+        "status": row["status"],
+        "disabled_reason": row["disabled_reason"],
+        "backlog": int(row["backlog"]),
+        "state": state,
+        "tone": tone,
+        "last_success": _moment(row["last_success"], now),
+        "failing_since": _moment(row["failing_since"], now),
+    }
+
+
+def endpoint_state(status: str, failing_since: float | None, now: float) -> tuple[str, str]:
+    """(words, tone class): disabled, or enabled and failing for a while, stand out as bad;
+    enabled and failing only lately is a wait (it is being retried)."""
+    if status != "enabled":
+        return status, "tone-bad"
+    if failing_since is None:
+        return "enabled", "tone-ok"
+    if now - float(failing_since) >= FAILING_AFTER_S:
+        return "enabled, failing", "tone-bad"
+    return "enabled, retrying", "tone-wait"
+
+
+def _moment(at: float | None, now: float) -> dict[str, Any] | None:
+    """A past time as its age (`3 min` ago), with its exact UTC time for a `<time>` element."""
+    if at is None:
+        return None
+    when = datetime.fromtimestamp(float(at), tz=UTC)
+    return {"age_s": max(0.0, now - float(at)), "iso": when.isoformat(), "at": float(at)}
 
 
 def outcome_choices(review: dict[str, Any] | None) -> list[tuple[str, str]]:

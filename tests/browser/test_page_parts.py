@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import SecretStr
 
 from api.pages import sessions, text, tokens
-from api.pages.board import psp_latency
+from api.pages.board import FAILING_AFTER_S, endpoint_row, endpoint_state, psp_latency
 from api.pages.charts import HEIGHT, WIDTH, slot_starts, stacked
 from api.pages.timeline import SENTENCES, describe
 from bootstrap.settings import Settings
@@ -147,3 +147,26 @@ def test_psp_latency_reads_the_prometheus_histogram() -> None:
     assert row["mean_s"] == pytest.approx(1.0625)
     assert row["p95"] == "≤ 5 s"
     assert psp_latency(Histogram("u_seconds", "t", registry=CollectorRegistry())) == []
+
+
+def test_a_webhook_endpoint_stands_out_when_disabled_or_failing_for_a_while() -> None:
+    assert endpoint_state("enabled", None, NOW) == ("enabled", "tone-ok")
+    assert endpoint_state("enabled", NOW - 10, NOW) == ("enabled, retrying", "tone-wait")
+    long_ago = NOW - FAILING_AFTER_S
+    assert endpoint_state("enabled", long_ago, NOW) == ("enabled, failing", "tone-bad")
+    assert endpoint_state("disabled", None, NOW) == ("disabled", "tone-bad")
+    health = {
+        "id": "we_1",
+        "client_id": "key_abc",
+        "url": "https://hooks.example/x",
+        "status": "enabled",
+        "disabled_reason": None,
+        "backlog": 3,
+        "last_success": NOW - 125,
+        "failing_since": None,
+        "secret": "whsec_never_shown",  # were health() ever to return it
+    }
+    row = endpoint_row(health, NOW)
+    assert "secret" not in row and "whsec_never_shown" not in repr(row)
+    assert row["last_success"]["age_s"] == 125 and row["failing_since"] is None
+    assert row["last_success"]["iso"].endswith("+00:00") and row["state"] == "enabled"
