@@ -139,9 +139,16 @@ def _wait_for_quiet(stack: ChaosStack, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         orders = invariants.load_orders(stack.database_url, stack.schema)
         busy = [o for o in orders.values() if o["status"] in invariants.SETTLED_ENOUGH]
-        if not busy and _projected(stack):
+        if not busy and _projected(stack) and not _deliveries_pending(stack):
             return
         time.sleep(1.0)
+
+
+def _deliveries_pending(stack: ChaosStack) -> int:
+    deliveries = f'"{stack.schema}".webhook_deliveries'
+    with invariants.connect(stack.database_url) as conn:
+        row = conn.execute(f"SELECT COUNT(*) FROM {deliveries} WHERE status = 'pending'").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
 
 
 def _projected(stack: ChaosStack) -> bool:
@@ -167,4 +174,5 @@ def _check(
         invariants.one_order_per_key(outcomes),
         invariants.no_server_errors(responses, storm.outages),
         invariants.audit(audit_report, audit_run.returncode),
+        invariants.webhooks_delivered(stack.public_events(), stack.received()),
     ]

@@ -146,3 +146,31 @@ def audit(report: dict[str, Any], returncode: int) -> Check:
         returncode == 0 and report.get("ok", False),
         figures,
     )
+
+
+def webhooks_delivered(events: list[dict[str, Any]], received: dict[str, Any]) -> Check:
+    """Every public event reached the receiver at least once, verified, each order's in the
+    order they happened (first arrivals)."""
+    first = list(dict.fromkeys(e["id"] for e in received["received"]))
+    arrived = set(first)
+    missing = [e["id"] for e in events if e["id"] not in arrived]
+    by_order: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        by_order[event["order_id"]].append(event["id"])
+    out_of_order = [
+        order_id
+        for order_id, ids in by_order.items()
+        if [i for i in first if i in set(ids)] != [i for i in ids if i in arrived]
+    ]
+    return Check(
+        "every public event delivered, verified, in order per order",
+        not missing and not out_of_order and not received["unverified"],
+        {
+            "public events": len(events),
+            "deliveries received": len(received["received"]),
+            "missing": len(missing),
+            "orders out of order": len(out_of_order),
+            "unverified": received["unverified"],
+            "examples": (missing + out_of_order)[:5],
+        },
+    )

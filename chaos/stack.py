@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -45,6 +46,7 @@ class ChaosStack:
     processes: dict[str, Process] = field(default_factory=dict)
     api_url: str = ""
     sim_url: str = ""
+    receiver_url: str = ""
     """Where the fault controls are: the simulator, or the proxy in front of localstripe."""
     psp: str = "simulator"
     localstripe: LocalStripe | None = None
@@ -78,6 +80,7 @@ class ChaosStack:
             raise RuntimeError(f"migrate failed: {migrate.stderr.decode()}")
         api = api_server(api_port, "--no-worker", "--no-projections", **self.settings)
         self.processes["api"] = self._named(api, "api").start()
+        self._launch_receiver()
         for name, args in (
             ("worker-0", ["worker"]),
             ("worker-1", ["worker"]),
@@ -85,6 +88,43 @@ class ChaosStack:
         ):
             process = Process(name, args, base_env(**self.settings))
             self.processes[name] = self._named(process, name).start()
+
+    def _launch_receiver(self) -> None:
+        """The marketplace's webhook receiver (a process), subscribed to every event, failing,
+        hanging and answering slowly now and then."""
+        port = free_port()
+        self.receiver_url = f"http://127.0.0.1:{port}"
+        receiver = Process(
+            "receiver",
+            ["--port", str(port)],
+            base_env(),
+            health_url=f"{self.receiver_url}/healthz",
+            program=[sys.executable, "-m", "chaos.receiver"],
+        )
+        self.processes["receiver"] = receiver.start()
+        body = {"url": f"{self.receiver_url}/hooks", "events": ["*"]}
+        created = httpx.post(f"{self.api_url}/v1/webhook-endpoints", json=body, timeout=30)
+        created.raise_for_status()
+        script = ["fail", "ok", "hang", "ok", "slow", "ok", "ok", "fail"] * 8
+        control = {"secret": created.json()["secret"], "script": script, "hang_s": 2.5}
+        httpx.put(f"{self.receiver_url}/_control", json=control, timeout=10).raise_for_status()
+
+    def received(self) -> dict[str, Any]:
+        """What the receiver got: verified events in arrival order, and unverified count."""
+        answer: dict[str, Any] = httpx.get(f"{self.receiver_url}/_control", timeout=30).json()
+        return answer
+
+    def public_events(self) -> list[dict[str, Any]]:
+        """Every public event, from the feed."""
+        events: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params = {"limit": 500} | ({"after": after} if after else {})
+            page = httpx.get(f"{self.api_url}/v1/events", params=params, timeout=30).json()
+            events += page["data"]
+            after = page["next_cursor"]
+            if not page["has_more"]:
+                return events
 
     def _launch_stripe(self, proxy_port: int) -> None:
         """localstripe, `payments psp-proxy` in front of it, and the settings to use them."""
