@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.db import open_database
-from bench import baselines, library, ours, wrk
+from bench import baselines, library, ours, webhooks, wrk
 from bench.stack import ADMIN_URL, BenchStack
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,6 +60,7 @@ def _measure(
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"checkouts": []}
     db = open_database(stack.app_settings().event_store_env(), pool_size=2)
+    hooks = webhooks.Subscriber(stack.api_url)
     for n, connections in enumerate(concurrencies):
         with ours.LagSampler(db) as lag:
             load = wrk.run(
@@ -75,6 +76,7 @@ def _measure(
                 else 0,
             }
         )
+    results["webhooks"] = hooks.finish(db)
     best = max(results["checkouts"], key=lambda r: r["per_second"])
     pgbench, clients = baselines.pgbench_checkout_writes(
         stack.database_url, best["connections"], seconds
@@ -188,6 +190,13 @@ def table(r: dict[str, Any]) -> str:
             c["projection_lag_max_events"],
         )
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+    hooks = r.get("webhooks")
+    if hooks:
+        lines.append(
+            f"webhooks to a healthy receiver during the load: {hooks['delivered']} delivered, "
+            f"{hooks['per_second']} per s; lag from the event p50 {hooks['lag_p50_ms']} ms, "
+            f"p99 {hooks['lag_p99_ms']} ms, max {hooks['lag_max_ms']} ms"
+        )
     stripe = r.get("stripe_checkouts")
     if stripe:
         cells = (8, stripe["per_second"], stripe["p50_ms"], stripe["p99_ms"], stripe["non_2xx"], "")

@@ -26,8 +26,8 @@ from projections import public_events
 
 log = logging.getLogger("payments.outbound")
 BATCH = 64
-THREADS = 8
-PER_ENDPOINT = 2
+THREADS = 16
+PER_ENDPOINT = 4
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     assert results["context"]["smoke"] is True
     assert results["checkouts"][0]["requests"] > 0
     assert results["stripe_checkouts"]["requests"] > 0
+    assert results["webhooks"]["delivered"] > 0 and results["webhooks"]["unverified"] == 0
     for figure in (
         "reads",
         "bare_fastapi_reads",
