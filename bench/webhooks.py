@@ -6,29 +6,21 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from chaos.processes import Process, base_env, free_port
+from chaos.processes import webhook_receiver
 
 
 class Subscriber:
     """Starts the receiver and subscribes it before the load; `finish` measures."""
 
     def __init__(self, api_url: str) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = Process(
-            "receiver",
-            ["--port", str(port)],
-            base_env(),
-            health_url=f"{self.url}/healthz",
-            program=[sys.executable, "-m", "chaos.receiver"],
-        ).start()
+        self.process = webhook_receiver().start()
+        self.url = str(self.process.health_url).removesuffix("/healthz")
         body = {"url": f"{self.url}/hooks", "events": ["*"]}
         created = httpx.post(f"{api_url}/v1/webhook-endpoints", json=body, timeout=30)
         created.raise_for_status()

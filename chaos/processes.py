@@ -110,3 +110,15 @@ def api_server(port: int, *extra_args: str, **settings: str) -> Process:
     args = ["serve", "--port", str(port), *extra_args]
     health = f"http://127.0.0.1:{port}/healthz"
     return Process("api", args, base_env(**settings), health_url=health)
+
+
+def webhook_receiver(port: int = 0) -> Process:
+    """A marketplace's webhook receiver (chaos/receiver.py) on `port` (a free one by default)."""
+    port = port or free_port()
+    return Process(
+        "receiver",
+        ["--port", str(port)],
+        base_env(),
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        program=[sys.executable, "-m", "chaos.receiver"],
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,7 +19,15 @@ from psycopg import sql
 
 from chaos import localstripe, stripe_books
 from chaos.localstripe import LocalStripe
-from chaos.processes import Process, api_server, base_env, free_port, psp_simulator, run_payments
+from chaos.processes import (
+    Process,
+    api_server,
+    base_env,
+    free_port,
+    psp_simulator,
+    run_payments,
+    webhook_receiver,
+)
 from chaos.workload import SIMULATOR_TOKENS
 
 STRIPE_KEY, STRIPE_WEBHOOK_SECRET = "sk_test_chaos", "whsec_chaos"
@@ -92,16 +99,9 @@ class ChaosStack:
     def _launch_receiver(self) -> None:
         """The marketplace's webhook receiver (a process), subscribed to every event, failing,
         hanging and answering slowly now and then."""
-        port = free_port()
-        self.receiver_url = f"http://127.0.0.1:{port}"
-        receiver = Process(
-            "receiver",
-            ["--port", str(port)],
-            base_env(),
-            health_url=f"{self.receiver_url}/healthz",
-            program=[sys.executable, "-m", "chaos.receiver"],
-        )
-        self.processes["receiver"] = receiver.start()
+        receiver = webhook_receiver().start()
+        self.receiver_url = str(receiver.health_url).removesuffix("/healthz")
+        self.processes["receiver"] = receiver
         body = {"url": f"{self.receiver_url}/hooks", "events": ["*"]}
         created = httpx.post(f"{self.api_url}/v1/webhook-endpoints", json=body, timeout=30)
         created.raise_for_status()

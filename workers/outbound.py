@@ -5,8 +5,9 @@ the same endpoint); retried with exponential backoff and full jitter until
 PAYMENTS_OUTBOUND_GIVE_UP_AFTER_S after the first try, then the endpoint is disabled. Each
 delivery is leased before it is sent, so several workers never send one event to one
 endpoint at once, and a worker killed mid-delivery leaves a lease that simply runs out.
-Deliveries go out on a small thread pool, at most PER_ENDPOINT at once per endpoint, so a
-slow or dead endpoint holds only its own share and never the checkout path (another thread).
+Deliveries go out on a small thread pool, at most PER_ENDPOINT at once per endpoint and
+PER_FAILING_ENDPOINT once its deliveries fail, so a slow or dead endpoint holds only a small
+share and never the checkout path (another thread).
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from adapters import webhook_store
-from adapters.db import STORE_ERRORS, Database
+from adapters.db import Database
 from adapters.outbound import Sender
 from projections import public_events
+from workers.loop import run_until_stopped
 
 log = logging.getLogger("payments.outbound")
-BATCH = 64
+BATCH = 128
 THREADS = 16
-PER_ENDPOINT = 4
+PER_ENDPOINT = 16
+"""Deliveries at once to one endpoint that is answering well..."""
+PER_FAILING_ENDPOINT = 2
+"""...and to one whose due delivery has failed before: a slow or dead endpoint holds at most
+this many threads, so the others keep flowing."""
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,7 @@ class OutboundWorker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver until `stop`; a failing pass is logged and retried."""
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except STORE_ERRORS as error:
-                log.warning("outbound pass failed, will retry: %s", type(error).__name__)
-                busy = 0
-            except Exception as error:  # a bug must not silently stop deliveries
-                log.exception("outbound pass failed", exc_info=error)
-                busy = 0
-            if not busy:
-                stop.wait(self.interval_s)
+        run_until_stopped(stop, self.run_once, self.interval_s, log)
 
     def run_once(self) -> int:
         """Send every delivery due now (at most PER_ENDPOINT per endpoint); how many."""
@@ -86,7 +82,8 @@ class OutboundWorker:
         per_endpoint: dict[str, int] = defaultdict(int)
         chosen = []
         for due in webhook_store.due(self.db, now, BATCH):
-            if per_endpoint[due.endpoint_id] >= PER_ENDPOINT:
+            cap = PER_FAILING_ENDPOINT if due.tries else PER_ENDPOINT
+            if per_endpoint[due.endpoint_id] >= cap:
                 continue
             if webhook_store.claim(self.db, due.id, now, self.policy.lease_s):
                 per_endpoint[due.endpoint_id] += 1

@@ -17,12 +17,13 @@ from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
-from adapters.db import STORE_ERRORS, Database
+from adapters.db import Database
 from app.application import PaymentsApp
 from app.recovery_commands import RecoveryCommands
 from domain.errors import DomainError
 from domain.worklist import Task, Work, due
 from projections import work_queue
+from workers.loop import run_until_stopped
 
 BROKEN_REST_S = 60.0
 """How long an order that failed unexpectedly rests before the worker tries it again."""
@@ -52,17 +53,7 @@ class RecoveryWorker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Work until `stop`; no error ends the loop (it is logged and the pass retried)."""
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except (*STORE_ERRORS, PersistenceError) as error:
-                log.warning("worker pass failed, will retry: %s", type(error).__name__)
-                busy = 0
-            except Exception as error:  # a bug must not silently stop recovery
-                log.exception("worker pass failed", exc_info=error)
-                busy = 0
-            if not busy:
-                stop.wait(self.interval_s)
+        run_until_stopped(stop, self.run_once, self.interval_s, log)
 
     def run_once(self) -> int:
         """Work every due order once; returns how many orders it touched."""

@@ -4,7 +4,6 @@ public event still arrives, verified (standardwebhooks), in order per order."""
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chaos.processes import Process, base_env, free_port
+from chaos.processes import webhook_receiver
 from tests.e2e.conftest import STORES, Stack, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e
@@ -46,15 +45,9 @@ def stack(
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[httpx.Client]:
     """The receiver as a process of its own (chaos/receiver.py)."""
-    port = free_port()
-    process = Process(
-        "receiver",
-        ["--port", str(port)],
-        base_env(),
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        program=[sys.executable, "-m", "chaos.receiver"],
-    ).start()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    process = webhook_receiver().start()
+    url = str(process.health_url).removesuffix("/healthz")
+    with httpx.Client(base_url=url, timeout=10) as client:
         yield client
     process.stop()
 
