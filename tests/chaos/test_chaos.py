@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
 def test_a_seeded_storm_loses_nothing_and_charges_nothing_twice(postgres_database: str) -> None:
     report = run(postgres_database, seed=7, orders=60, storm_s=30, say=lambda _: None)
     summary = report.as_dict()
-    assert report.ok, summary["checks"]
+    assert report.ok, [c for c in summary["checks"] if not c["ok"]]
     assert summary["orders"] == 60
     assert sum(summary["processes_killed"].values()) >= 2, "the storm should have killed processes"
     assert sum(v for k, v in summary["psp_faults_injected"].items() if k != "webhooks_sent") >= 10
@@ -25,7 +25,7 @@ def test_a_short_storm_through_stripe_charges_nothing_twice(postgres_database: s
         postgres_database, seed=11, orders=30, storm_s=20, say=lambda _: None, psp="stripe"
     )
     summary = report.as_dict()
-    assert report.ok, summary["checks"]
+    assert report.ok, [c for c in summary["checks"] if not c["ok"]]
     assert summary["orders"] == 30
     injected = summary["psp_faults_injected"]
     assert sum(v for k, v in injected.items() if k != "forwarded") >= 10
