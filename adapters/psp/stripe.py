@@ -4,9 +4,11 @@ Money moves only on confirm, so an authorization is two steps: `prepare` creates
 PaymentIntent unconfirmed (metadata: our order id, attempt and PSP key), the application
 records its id (PSPPaymentCreated), then `authorize` confirms it. A create whose answer was
 lost moved no money: the resend (`AuthorizeRequest.retry`) first looks for a PaymentIntent
-carrying our PSP key and reuses it while it is unconfirmed, so no orphan is left behind;
-one that slips through (say, created by a process killed before it recorded the id) stays
-unconfirmed, holds nothing, and is canceled by the next inquiry about that call.
+carrying our PSP key and reuses it (whatever its state), so one call never has two
+PaymentIntents that could both be confirmed; a resend's confirm first reads the
+PaymentIntent and answers with its state if it is already confirmed (a slow sender may have
+confirmed it). A PaymentIntent left unconfirmed (its process killed, or the payment given
+up) holds nothing: Stripe moves no money without a confirm.
 
 Every POST carries our `Idempotency-Key` (Stripe keeps keys 24 h), but nothing here relies
 on it: a server that ignores it (localstripe does) gets no second charge, because the
@@ -173,8 +175,8 @@ class StripePSP(PSPPort):
 
     def prepare(self, request: AuthorizeRequest) -> str:
         existing = self._find(request.idempotency_key) if request.retry else None
-        if existing is not None and _text(existing, "status") in UNCONFIRMED:
-            return _text(existing, "id")
+        if existing is not None and _text(existing, "status") != "canceled":
+            return _text(existing, "id")  # an earlier try's, confirmed or not: never a second
         params: PaymentIntentCreateParams = {
             "amount": to_stripe(request.amount, request.currency),
             "currency": request.currency.lower(),
@@ -199,6 +201,10 @@ class StripePSP(PSPPort):
                 "a PaymentIntent must be created before it is confirmed", status_code=400
             )
         reference = request.psp_reference
+        if request.retry:  # an earlier try (or a slow sender) may have confirmed it already
+            current = self._call(lambda: self.client.v1.payment_intents.retrieve(reference))
+            if _text(current, "status") not in UNCONFIRMED:
+                return _required(map_payment_intent(current))
         try:
             intent = self.client.v1.payment_intents.confirm(
                 reference, options={"idempotency_key": request.idempotency_key}
@@ -260,10 +266,7 @@ class StripePSP(PSPPort):
         if reference is None:
             return None
         intent = self._call(lambda: self.client.v1.payment_intents.retrieve(reference))
-        result = map_payment_intent(intent)
-        if result is None and inquiry.psp_reference is None:
-            self._cancel_orphan(reference)
-        return result
+        return map_payment_intent(intent)
 
     def _inquire_refund(self, inquiry: Inquiry) -> PSPResult | None:
         if inquiry.psp_reference is None:
@@ -283,14 +286,6 @@ class StripePSP(PSPPort):
             if (intent.get("metadata") or {}).get("psp_key") == psp_key:
                 return intent
         return None
-
-    def _cancel_orphan(self, reference: str) -> None:
-        """An unconfirmed PaymentIntent we never recorded will never be confirmed: cancel it
-        (it holds no money; a failure here is harmless and retried by the next inquiry)."""
-        try:
-            self.client.v1.payment_intents.cancel(reference)
-        except StripeError:
-            return
 
     def _call(self, request: Any, *, creating: bool = False) -> Any:
         """Make one SDK call: its answer (an object as plain data, a list as it is), or
