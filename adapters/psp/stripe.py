@@ -41,7 +41,7 @@ from stripe.params import (
 )
 
 from domain.currencies import EXPONENTS
-from domain.inputs import unstorable
+from domain.inputs import ascii_int, unstorable
 from domain.money import MAX_AMOUNT
 from domain.psp import (
     AuthorizeRequest,
@@ -115,12 +115,11 @@ def _amount(intent: Any) -> int:
     if _text(intent, "status") != "succeeded":
         return from_stripe(intent.get("amount"), currency)
     received = intent.get("amount_received")
+    charge = intent.get("latest_charge")
+    if received is None and isinstance(charge, dict):  # localstripe: an expanded charge
+        received = charge.get("amount", 0) - (charge.get("amount_refunded") or 0)
     if received is None:
-        charge = intent.get("latest_charge")
-        if isinstance(charge, dict) or hasattr(charge, "get"):
-            received = charge.get("amount", 0) - (charge.get("amount_refunded") or 0)
-        else:
-            received = intent.get("amount")
+        received = intent.get("amount")
     return from_stripe(received, currency)
 
 
@@ -331,9 +330,9 @@ def _kind(error: StripeError) -> str:
 def _outage(error: StripeError) -> Exception:
     """What an SDK error means for us: refused before processing, unknown, or rejected."""
     if isinstance(error, RateLimitError):
-        retry_after = (error.headers or {}).get("Retry-After", "")
-        seconds = float(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
-        return PSPRateLimited("Stripe is rate limiting", retry_after_s=seconds)
+        seconds = ascii_int((error.headers or {}).get("Retry-After", ""), high=86_400)
+        retry_after = float(seconds) if seconds is not None else None
+        return PSPRateLimited("Stripe is rate limiting", retry_after_s=retry_after)
     if isinstance(error, APIConnectionError):
         return _connection_outage(error)
     status = error.http_status or 0

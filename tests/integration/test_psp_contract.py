@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import stripe
 
 from api.main import create_app
 from api.threaded_server import ThreadedServer
@@ -23,6 +22,7 @@ from app.recovery_commands import RecoveryCommands
 from bootstrap.composition import Container, build
 from bootstrap.migrate import migrate
 from bootstrap.settings import Settings
+from chaos import stripe_books
 from chaos.localstripe import LocalStripe
 from domain.calls import CallKind
 from domain.cart import Checkout, LineItem
@@ -79,17 +79,18 @@ def simulator_connector(server: ThreadedServer) -> Connector:
 
 
 def stripe_connector(localstripe: LocalStripe) -> Connector:
-    client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": localstripe.url})
-
-    def declined() -> str:
-        card: Any = {"number": "4000000000000341", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
-        return str(client.v1.payment_methods.create(params={"type": "card", "card": card}).id)
-
     def books(order_id: uuid.UUID) -> list[dict[str, Any]]:
-        listing = client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
-        intents = [i.to_dict() for i in listing]
-        ours = [i for i in intents if (i["metadata"] or {}).get("order_id") == str(order_id)]
-        return [_stripe_book(client, i) for i in ours if i["status"] not in UNCONFIRMED]
+        payments = stripe_books.payments(localstripe.url, STRIPE_KEY)
+        return [
+            {
+                "status": p["status"],
+                "amount": p["amount"],
+                "captured": p["captured_amount"],
+                "refunded": p["refunded_amount"],
+            }
+            for p in payments
+            if p["reference"] == str(order_id) and p["auth_status"] not in TOOK_NOTHING
+        ]
 
     return Connector(
         "stripe",
@@ -101,30 +102,13 @@ def stripe_connector(localstripe: LocalStripe) -> Connector:
             stripe_webhook_secret=WEBHOOK_SECRET,
             **FAST,
         ),
-        declined,
+        lambda: stripe_books.declining_card(localstripe.url, STRIPE_KEY),
         books,
         lambda url: localstripe.add_webhook(url or "http://127.0.0.1:9/", WEBHOOK_SECRET),
     )
 
 
-UNCONFIRMED = {"requires_payment_method", "requires_confirmation"}
-STRIPE_STATUS = {"requires_capture": "authorized", "succeeded": "captured", "canceled": "voided"}
-
-
-def _stripe_book(client: stripe.StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
-    listing = client.v1.refunds.list(params={"payment_intent": intent["id"], "limit": 100})
-    refunds = [r.to_dict() for r in listing.auto_paging_iter()]
-    ours = sum(r["amount"] for r in refunds if (r["metadata"] or {}).get("psp_key"))
-    charge = intent["latest_charge"]
-    captured = 0
-    if intent["status"] == "succeeded":  # localstripe captures part by refunding the rest
-        captured = charge["amount"] - charge["amount_refunded"] + ours
-    return {
-        "status": STRIPE_STATUS.get(intent["status"], intent["status"]),
-        "amount": intent["amount"],
-        "captured": captured,
-        "refunded": ours,
-    }
+TOOK_NOTHING = {"unconfirmed", "declined"}
 
 
 @pytest.fixture(params=["simulator", "stripe"])
