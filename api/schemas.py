@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from domain.cart import PSP_TOKEN, Checkout, LineItem, check_payment_method
 from domain.currencies import EXPONENTS
 from domain.errors import InvalidInput
-from domain.inputs import UNSTORABLE_MESSAGE, find_unstorable
+from domain.inputs import require_storable
 from domain.money import MAX_AMOUNT, is_currency
 from domain.statuses import AttemptStatus, OrderStatus
 
@@ -50,10 +50,7 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
-        where = find_unstorable(value)
-        if where is not None:
-            raise ValueError(f"{where + ': ' if where else ''}{UNSTORABLE_MESSAGE}")
-        return value
+        return require_storable(value)
 
 
 class ItemIn(Strict):

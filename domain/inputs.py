@@ -76,3 +76,12 @@ def ascii_int(text: str, *, low: int = 0, high: int = MAX_BIGINT) -> int | None:
         return None
     number = int(text)
     return number if low <= number <= high else None
+
+
+def require_storable(value: Any) -> Any:
+    """`value` unchanged, or ValueError saying where it holds something we cannot store (for
+    the validators of every model that reads outside input)."""
+    where = find_unstorable(value)
+    if where is not None:
+        raise ValueError(f"{where + ': ' if where else ''}{UNSTORABLE_MESSAGE}")
+    return value

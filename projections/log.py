@@ -58,13 +58,14 @@ class EventLog:
         positions: dict[UUID, dict[int, int]] = defaultdict(dict)
         for position, order_id, version in rows:
             positions[order_id][version] = position
-        histories = self._histories(tx, list(positions), broken)
+        histories = self.positioned_histories(tx, list(positions), broken)
         changes = []
         for order_id, by_version in positions.items():
             if broken is not None and order_id in broken:
                 continue
             last = max(by_version)
-            events = [e for e in histories[order_id] if e.originator_version <= last]
+            history = histories.get(order_id, [])
+            events = [e for _, e in history if e.originator_version <= last]
             try:
                 changes.append(_change(order_id, events, by_version))
             except Exception as error:
@@ -75,7 +76,7 @@ class EventLog:
 
     def history(self, tx: Tx, order_id: UUID) -> list[Any]:
         """Every event of one order, decoded."""
-        return self._histories(tx, [order_id])[order_id]
+        return [e for _, e in self.positioned_histories(tx, [order_id]).get(order_id, [])]
 
     def order_ids(self, tx: Tx, after: UUID | None, limit: int) -> list[UUID]:
         """Up to `limit` order ids in id order, after `after` (from the first when None)."""
@@ -115,14 +116,6 @@ class EventLog:
                 histories.pop(order_id, None)
                 continue
             histories[order_id].append((int(position), event))
-        return histories
-
-    def _histories(
-        self, tx: Tx, order_ids: list[UUID], broken: dict[UUID, str] | None = None
-    ) -> dict[UUID, list[Any]]:
-        positioned = self.positioned_histories(tx, order_ids, broken)
-        histories: dict[UUID, list[Any]] = defaultdict(list)
-        histories.update({o: [e for _, e in h] for o, h in positioned.items()})
         return histories
 
     def _raw(self, order_id: UUID) -> Any:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from adapters.psp.signature import HEADER, InvalidSignature, verify
 from adapters.psp.simulator import map_status
 from domain.ids import parse_psp_key
-from domain.inputs import UNSTORABLE_MESSAGE, find_unstorable
+from domain.inputs import require_storable
 from domain.money import MAX_AMOUNT
 from domain.psp import (
     MalformedNotification,
@@ -34,9 +34,7 @@ class Notice(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
-        if find_unstorable(value) is not None:
-            raise ValueError(UNSTORABLE_MESSAGE)
-        return value
+        return require_storable(value)
 
 
 class PaymentObject(Notice):
