@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Request
 from adapters.db import Database
 from api.schemas import IdempotencyKey
 from app.application import PaymentsApp
+from bootstrap.settings import Settings
 
 # The dependencies are `async def` though they never await: FastAPI runs a plain `def`
 # dependency on the thread pool, a hop per dependency per request.
@@ -29,6 +30,14 @@ async def get_db(request: Request) -> Database:
 
 
 Db = Annotated[Database, Depends(get_db)]
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.container.settings
+    return settings
+
+
+Config = Annotated[Settings, Depends(get_settings)]
 OrderId = Annotated[UUID, Path(description="The payment order's id")]
 RequiredKey = Annotated[IdempotencyKey, Header(alias="Idempotency-Key")]
 OptionalKey = Annotated[

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from domain.cart import PSP_TOKEN, Checkout, LineItem, check_payment_method
 from domain.currencies import EXPONENTS
@@ -39,6 +47,21 @@ Currency = Annotated[
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
 ]
+
+
+def _return_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+ReturnUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000, pattern=r"^[\x21-\x7e]+$"),
+    AfterValidator(_return_url),
+]
+"""Where the PSP sends the buyer back after a 3-D Secure challenge (printable ASCII)."""
 
 
 class Strict(BaseModel):
@@ -76,6 +99,8 @@ class CheckoutIn(Strict):
     items: Annotated[list[ItemIn], Field(min_length=1, max_length=100)]
     payment_method: PaymentMethod
     capture_method: Literal["automatic", "manual"] = "automatic"
+    return_url: ReturnUrl | None = None
+    """Where the buyer lands after a bank challenge; the buyer's status page if unset."""
 
     _check_payment_method = field_validator("payment_method")(_payment_method)
 
@@ -104,6 +129,7 @@ class AttemptIn(Strict):
     """POST /v1/payment-orders/{id}/attempts: another payment method after a decline."""
 
     payment_method: PaymentMethod
+    return_url: ReturnUrl | None = None
     _check_payment_method = field_validator("payment_method")(_payment_method)
 
 
@@ -158,8 +184,17 @@ class AttemptOut(BaseModel):
     failure_message: str | None
 
 
+class NextActionOut(BaseModel):
+    """What the buyer must do before the payment goes on: confirm with their bank at `url`;
+    the PSP then sends them to `return_url`."""
+
+    type: Literal["redirect_to_url"]
+    url: str
+    return_url: str | None
+
+
 class OrderOut(BaseModel):
-    """A payment order as clients see it."""
+    """A payment order as clients see it; `next_action` only while a challenge is pending."""
 
     id: UUID
     status: OrderStatus
@@ -176,6 +211,7 @@ class OrderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    next_action: NextActionOut | None = None
 
 
 class OrdersPage(BaseModel):

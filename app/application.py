@@ -168,7 +168,12 @@ class PaymentsApp(Application[UUID]):
     # ----------------------------------------------------------------- commands
 
     def place_checkout(
-        self, checkout: Checkout, *, client_id: str, idempotency_key: str
+        self,
+        checkout: Checkout,
+        *,
+        client_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
     ) -> Written:
         """Record the checkout and its first attempt in one commit, then charge the PSP once.
 
@@ -184,7 +189,7 @@ class PaymentsApp(Application[UUID]):
             now=now,
             session_ttl=self.config.session_ttl,
         )
-        attempt = order.request_authorization(checkout.payment_method, now)
+        attempt = order.request_authorization(checkout.payment_method, now, None, return_url)
         try:
             self.save_once(order)
         except IntegrityError:
@@ -198,13 +203,14 @@ class PaymentsApp(Application[UUID]):
         request_key: str | None = None,
         *,
         client: Client = None,
+        return_url: str | None = None,
     ) -> Written:
         """Try another payment method after a decline, before the session ends."""
         request = _request(request_key, "attempt", payment_method)
         return self._follow_up(
             order_id,
             request,
-            lambda o: o.request_authorization(payment_method, self.clock(), request),
+            lambda o: o.request_authorization(payment_method, self.clock(), request, return_url),
             client,
         )
 
@@ -279,9 +285,17 @@ class PaymentsApp(Application[UUID]):
         result: PSPResult,
     ) -> Written:
         """Apply a verified PSP notification; `result` is True when it changed the order."""
-        return self.change(
-            order_id, lambda o: o.apply_webhook(event_id, event_type, kind, number, result)
-        )
+
+        def apply(order: PaymentOrder) -> bool:
+            if order.call(kind, number).awaiting_buyer:
+                order.end_session_if_over(self.clock())
+            changed = order.apply_webhook(event_id, event_type, kind, number, result)
+            call = order.call(kind, number)
+            if changed and call.awaiting_buyer:  # a challenge learnt by webhook: ask later too
+                self.recovery.plan(order, call, self.clock())
+            return changed
+
+        return self.change(order_id, apply)
 
     def resolve(self, order_id: UUID, outcome: str, note: str, operator: str) -> Written:
         """An operator's finding for an order in manual review (ops only, audited)."""
@@ -406,7 +420,7 @@ class PaymentsApp(Application[UUID]):
         elif answer.rejected is not None:
             rejected = answer.rejected
             reason = f"psp_rejected: HTTP {rejected.status_code}: {rejected}"[:300]
-            order.send_to_review(call.kind, call.number, reason)
+            self.recovery.after_rejection(order, call, reason, self.clock())
         elif answer.result is not None:
             self.recovery.after_result(order, call, answer.result, self.clock())
 
@@ -438,6 +452,7 @@ class PaymentsApp(Application[UUID]):
             capture=order.auto_capture,
             psp_reference=call.psp_reference,
             retry=call.tries > 1,
+            return_url=order.attempt(call.number).return_url,
         )
 
     # ----------------------------------------------------------------- replays

@@ -45,6 +45,8 @@ class RecoveryCommands:
         another worker's inquiry about the call was recorded since we looked, that one counts
         (one inquiry against the budget, not two); ours only adds an outcome it reveals."""
         call = order.call(kind, number)
+        if call.awaiting_buyer and found is not None:
+            order.end_session_if_over(self.app.clock())
         if call.inquiries > seen:
             if found is not None:
                 order.record_result(kind, number, found)

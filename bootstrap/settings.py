@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
     """Allow webhook endpoints on loopback or private addresses in production mode (in
     development mode they are always allowed)."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where buyers reach this service: the default 3-D Secure `return_url` is the buyer's
+    status page under it."""
     access_log: bool = True
     """One log line per HTTP request (uvicorn's access log). Behind a proxy that logs
     requests already, turning it off saves about a tenth of a status read's CPU."""
@@ -85,7 +88,7 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
 
-    @field_validator("stripe_api_base")
+    @field_validator("stripe_api_base", "public_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:

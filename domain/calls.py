@@ -10,6 +10,7 @@ from domain.cart import SellerShare
 from domain.statuses import AttemptStatus, OperationStatus
 
 _PENDING, _UNKNOWN, _FAILED = "pending", "unknown", "failed"
+_REQUIRES_ACTION = "requires_action"
 NOT_RECEIVED = "not_received"
 """Failure code of a call an inquiry found the PSP never received: safe to send again."""
 
@@ -65,8 +66,14 @@ class PspCall:
 
     @property
     def in_flight(self) -> bool:
-        """True until the call has a final recorded outcome."""
-        return self.status in (_PENDING, _UNKNOWN)
+        """True until the call has a final recorded outcome (a challenge the buyer has not
+        answered yet is no outcome)."""
+        return self.status in (_PENDING, _UNKNOWN, _REQUIRES_ACTION)
+
+    @property
+    def awaiting_buyer(self) -> bool:
+        """An authorization the PSP holds until the buyer confirms with their bank."""
+        return self.status == _REQUIRES_ACTION
 
     @property
     def outcome_unknown(self) -> bool:
@@ -99,6 +106,7 @@ class PspCall:
             self.in_flight
             and not self.outcome_unknown
             and not self.psp_processing
+            and not self.awaiting_buyer
             and (self.next_action is None)
         )
 
@@ -115,6 +123,10 @@ class Attempt(PspCall):
 
     payment_method: str = ""
     status: AttemptStatus = AttemptStatus.PENDING
+    return_url: str | None = None
+    """Where the PSP sends the buyer back after a challenge."""
+    action_url: str | None = None
+    """The challenge page while the PSP waits for the buyer (status `requires_action`)."""
 
 
 @dataclass

@@ -210,19 +210,52 @@ class PaymentOrder(Aggregate):
             )
         return True
 
-    def check_nothing_in_flight(self) -> None:
-        """Most commands wait until every PSP call has a recorded outcome."""
-        if self.in_flight():
+    def check_nothing_in_flight(self, *, but_challenges: bool = False) -> None:
+        """Most commands wait until every PSP call has a recorded outcome; closing an order
+        (`but_challenges`) need not wait for a buyer who may never answer their bank."""
+        calls = self.in_flight()
+        if but_challenges:
+            calls = [c for c in calls if not c.awaiting_buyer]
+        if calls:
             raise IllegalTransition("a PSP call for this order is still in flight")
+
+    @property
+    def challenge(self) -> Attempt | None:
+        """The attempt whose 3-D Secure challenge the buyer has yet to answer, if any."""
+        return next((a for a in self.attempts if a.awaiting_buyer), None)
+
+    def void_refused(self, attempt: int) -> bool:
+        """A void of this attempt was refused: the PSP's payment moved on (a challenge the
+        buyer completed as the order closed), so inquiries find out what it holds now."""
+        return any(
+            o.kind == CallKind.VOID and o.attempt == attempt and o.failed for o in self.operations
+        )
+
+    @property
+    def next_action(self) -> dict[str, Any] | None:
+        """What the buyer must do for the payment to go on: confirm with their bank."""
+        attempt = self.challenge
+        if self.status != S.REQUIRES_ACTION or attempt is None:
+            return None
+        return {
+            "type": "redirect_to_url",
+            "url": attempt.action_url,
+            "return_url": attempt.return_url,
+        }
 
     # ----------------------------------------------------------------- authorization
 
     def request_authorization(
-        self, payment_method: str, now: datetime, request: tuple[str, str] | None = None
+        self,
+        payment_method: str,
+        now: datetime,
+        request: tuple[str, str] | None = None,
+        return_url: str | None = None,
     ) -> Attempt:
         """Start a new attempt; the event is the write-ahead record of the PSP call.
 
-        `request` is the client's (Idempotency-Key, fingerprint), remembered for replays.
+        `request` is the client's (Idempotency-Key, fingerprint), remembered for replays;
+        `return_url` is where the PSP sends the buyer back after a 3-D Secure challenge.
         """
         check_payment_method(payment_method)
         self.check_can_start_attempt(now)
@@ -237,6 +270,7 @@ class PaymentOrder(Aggregate):
             at=now,
             request_key=request[0] if request else None,
             request_fingerprint=request[1] if request else None,
+            return_url=return_url,
         )
         return self.attempts[-1]
 
@@ -252,6 +286,7 @@ class PaymentOrder(Aggregate):
         at: datetime,
         request_key: str | None,
         request_fingerprint: str | None,
+        return_url: str | None = None,  # stored since 3-D Secure; absent from older events
     ) -> None:
         self._remember(request_key, request_fingerprint)
         self.attempts.append(
@@ -263,6 +298,7 @@ class PaymentOrder(Aggregate):
                 requested_at=at,
                 sent_at=at,
                 payment_method=payment_method,
+                return_url=return_url,
             )
         )
         self._move(S.PROCESSING)
@@ -335,6 +371,10 @@ class PaymentOrder(Aggregate):
         found = verdict(call, result, self.currency)
         if found == Verdict.PROCESSING:
             self._psp_processing(kind=kind.value, number=number, psp_reference=result.psp_reference)
+        elif found == Verdict.ACTION:
+            self._action_required(
+                attempt=number, psp_reference=result.psp_reference, url=result.action_url or ""
+            )
         elif found == Verdict.REFUSAL:
             self._record_refusal(call, result)
         elif found == Verdict.MISMATCH:
@@ -414,6 +454,14 @@ class PaymentOrder(Aggregate):
         call.mark_in_flight(unknown=False)
         call.psp_processing, call.psp_reference = True, psp_reference
         call.schedule(None, None)
+
+    @event("ActionRequired", topic="PaymentOrder.ActionRequired")
+    def _action_required(self, attempt: int, psp_reference: str, url: str) -> None:
+        """The PSP holds the payment until the buyer confirms with their bank at `url`."""
+        a = self.attempt(attempt)
+        a.status, a.psp_reference, a.action_url = AttemptStatus.REQUIRES_ACTION, psp_reference, url
+        a.note_failure(None, None)
+        self._settle(a, MOVES["action_required"])
 
     @event("Authorized", topic="PaymentOrder.Authorized")
     def _authorized(self, attempt: int, psp_reference: str, amount: int) -> None:
@@ -680,14 +728,15 @@ class PaymentOrder(Aggregate):
     def request_cancel(
         self, now: datetime, request: tuple[str, str] | None = None
     ) -> Operation | None:
-        """Cancel: void an authorization, or close an order that never got one."""
-        self.check_nothing_in_flight()
+        """Cancel: void an authorization, or close an order that never got one (a pending
+        challenge's payment is then canceled at the PSP by compensation)."""
+        self.check_nothing_in_flight(but_challenges=True)
         if self.status == S.AUTHORIZED:
             attempt = self._attempt_in(AttemptStatus.AUTHORIZED)
             return self._start(
                 CallKind.VOID, attempt.number, attempt.amount, [], Purpose.MERCHANT, now, request
             )
-        if self.status not in (S.REQUIRES_PAYMENT_METHOD, S.PROCESSING):
+        if self.status not in (S.REQUIRES_PAYMENT_METHOD, S.PROCESSING, S.REQUIRES_ACTION):
             raise IllegalTransition(f"a {self.status} order cannot be canceled")
         self._canceled(
             at=now,
@@ -721,8 +770,8 @@ class PaymentOrder(Aggregate):
     def request_void(self, attempt: int, now: datetime) -> Operation:
         """Compensate: release an authorization the order will never use."""
         a = self.attempt(attempt)
-        if a.status != AttemptStatus.AUTHORIZED:
-            raise IllegalTransition("only an authorized attempt can be voided")
+        if a.status not in (AttemptStatus.AUTHORIZED, AttemptStatus.REQUIRES_ACTION):
+            raise IllegalTransition("only an authorized or challenged attempt can be voided")
         if self.status not in CLOSED_TO_AUTHORIZATIONS:
             raise IllegalTransition(f"a {self.status} order may still use its authorization")
         if any(
@@ -818,21 +867,44 @@ class PaymentOrder(Aggregate):
     ) -> None:
         self._remember(request_key, request_fingerprint)
         self._move(S.CANCELED)
+        self._drop_challenge()
+
+    def _drop_challenge(self) -> None:
+        """The order closed: stop asking about its challenge; compensation cancels it."""
+        if (attempt := self.challenge) is not None:
+            attempt.schedule(None, None)
 
     # ----------------------------------------------------------------- session deadline
 
     def expire(self, now: datetime) -> None:
-        """Close a checkout whose session ended without success; nothing may be in flight."""
+        """Close a checkout whose session ended without success; nothing may be in flight
+        but a challenge the buyer abandoned (its payment is then canceled by compensation)."""
         if now < self.expires_at:
             raise IllegalTransition("the checkout session has not ended yet")
-        if self.status not in (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD):
+        if self.status not in (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION):
             raise IllegalTransition(f"a {self.status} order does not expire")
-        self.check_nothing_in_flight()
+        self.check_nothing_in_flight(but_challenges=True)
+        if (attempt := self.challenge) is not None:
+            self._challenge_abandoned(attempt=attempt.number, at=now)
         self._expired(at=now)
+
+    def end_session_if_over(self, now: datetime) -> None:
+        """Before a bank's answer to a challenge is recorded: if the session is over, the
+        order expires first, so a payment completed too late is compensated, never kept."""
+        if self.status == S.REQUIRES_ACTION and now >= self.expires_at:
+            self.expire(now)
+
+    @event("ChallengeAbandoned", topic="PaymentOrder.ChallengeAbandoned")
+    def _challenge_abandoned(self, attempt: int, at: datetime) -> None:
+        """The session ended while the buyer's bank still waited for them."""
+        self.attempt(attempt).note_failure(
+            "challenge_abandoned", "the buyer did not confirm with their bank in time"
+        )
 
     @event("Expired", topic="PaymentOrder.Expired")
     def _expired(self, at: datetime) -> None:
         self._move(S.EXPIRED)
+        self._drop_challenge()
 
     # ----------------------------------------------------------------- operators
 

@@ -40,17 +40,27 @@ class Verdict(StrEnum):
     """What a PSP result means for the call it answers."""
 
     PROCESSING = "processing"
+    ACTION = "action"
+    """The buyer must confirm with their bank first (3-D Secure)."""
     REFUSAL = "refusal"
     MISMATCH = "mismatch"
     SUCCESS = "success"
 
 
 MOVES: dict[str, dict[OrderStatus, OrderStatus]] = {
-    "authorized": {S.PROCESSING: S.AUTHORIZED},
-    "captured": {S.PROCESSING: S.SUCCEEDED, S.AUTHORIZED: S.SUCCEEDED},
-    "declined": {S.PROCESSING: S.REQUIRES_PAYMENT_METHOD},
+    "action_required": {S.PROCESSING: S.REQUIRES_ACTION},
+    "authorized": {S.PROCESSING: S.AUTHORIZED, S.REQUIRES_ACTION: S.AUTHORIZED},
+    "captured": {
+        S.PROCESSING: S.SUCCEEDED,
+        S.REQUIRES_ACTION: S.SUCCEEDED,
+        S.AUTHORIZED: S.SUCCEEDED,
+    },
+    "declined": {
+        S.PROCESSING: S.REQUIRES_PAYMENT_METHOD,
+        S.REQUIRES_ACTION: S.REQUIRES_PAYMENT_METHOD,
+    },
     "voided_by_merchant": {S.AUTHORIZED: S.CANCELED},
-    "failed_ending_order": {S.PROCESSING: S.FAILED},
+    "failed_ending_order": {S.PROCESSING: S.FAILED, S.REQUIRES_ACTION: S.FAILED},
     "none": {},
 }
 """The order status moves each recorded outcome makes (a status not listed stays)."""
@@ -66,6 +76,8 @@ def verdict(call: PspCall, result: PSPResult, currency: str) -> Verdict:
     """Read a PSP result for `call`: still processing, refused, a different amount, or done."""
     if result.status == PSPStatus.PROCESSING:
         return Verdict.PROCESSING
+    if result.status == PSPStatus.REQUIRES_ACTION and call.kind == CallKind.AUTHORIZE:
+        return Verdict.ACTION
     if result.status not in SUCCESS[call.kind]:
         return Verdict.REFUSAL
     if result.amount != call.amount or result.currency != currency:
@@ -78,6 +90,8 @@ def accepts(call: PspCall, result: PSPResult, late_success_fits: bool) -> bool:
     (recorded only if the money allows it: `late_success_fits`)."""
     if result.status == PSPStatus.PROCESSING:
         return call.in_flight and not call.psp_processing
+    if result.status == PSPStatus.REQUIRES_ACTION and call.kind == CallKind.AUTHORIZE:
+        return call.in_flight and not call.awaiting_buyer
     late_success = call.failed and result.status in SUCCESS[call.kind]
     return call.in_flight or (late_success and late_success_fits)
 

@@ -22,6 +22,8 @@ class PSPStatus(StrEnum):
     PROCESSING = "processing"
     VOIDED = "voided"
     REFUNDED = "refunded"
+    REQUIRES_ACTION = "requires_action"
+    """The buyer must confirm with their bank (3-D Secure) at `PSPResult.action_url`."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class AuthorizeRequest:
     retry: bool = False
     """True when this call was sent before (a resend): a two-step PSP first looks for the
     payment an earlier try may have created."""
+    return_url: str | None = None
+    """Where the PSP sends the buyer back after a 3-D Secure challenge."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class PSPResult:
     currency: str
     decline_code: str | None = None
     decline_message: str | None = None
+    action_url: str | None = None
+    """With status `requires_action`: the page where the buyer confirms with their bank."""
 
 
 class PSPOutage(Exception):

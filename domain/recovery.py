@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from domain.calls import Action, CallKind, PspCall, Purpose
 from domain.order import PaymentOrder
 from domain.psp import PSPOutage, PSPResult
-from domain.statuses import TERMINAL, OrderStatus
+from domain.statuses import TERMINAL, AttemptStatus, OrderStatus
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,28 @@ class Recovery:
     def after_result(
         self, order: PaymentOrder, call: PspCall, result: PSPResult, now: datetime
     ) -> None:
-        """Record a PSP answer; a 'processing' answer is followed up by inquiry."""
+        """Record a PSP answer; a 'processing' answer (or a challenge) is followed up by
+        inquiry."""
         order.record_result(call.kind, call.number, result)
         self.plan(order, call, now)
+        self._after_void(order, call, now)
+
+    def after_rejection(
+        self, order: PaymentOrder, call: PspCall, reason: str, now: datetime
+    ) -> None:
+        """The PSP refused a request we built (a 4xx): manual review, except for the void of
+        a challenged payment, which the buyer may have just completed (the payment's state
+        is known, or inquiries find it out)."""
+        if call.kind == CallKind.VOID and _completed_or_challenged(order, call):
+            order.fail_call(call.kind, call.number, "not_cancelable", reason, ends_order=False)
+            self._after_void(order, call, now)
+            return
+        order.send_to_review(call.kind, call.number, reason)
+
+    def _after_void(self, order: PaymentOrder, call: PspCall, now: datetime) -> None:
+        """A refused void of a challenged attempt: ask the PSP what its payment holds now."""
+        if call.kind == CallKind.VOID and call.failed and _challenged(order, call):
+            self.plan(order, order.attempt(order.operation(call.number).attempt), now)
 
     def after_outage(
         self, order: PaymentOrder, call: PspCall, outage: PSPOutage, elapsed_ms: int, now: datetime
@@ -69,6 +88,9 @@ class Recovery:
         """The inquiry itself went unanswered: ask again later (never resend blind)."""
         if not call.in_flight or order.review is not None:
             return
+        if call.awaiting_buyer:
+            self._plan_challenge(order, call, now)
+            return
         if call.retries >= self.policy.max_attempts and not _never_gives_up(order, call):
             reason = f"outcome_unknown: the PSP did not answer {call.retries} inquiries"
             order.send_to_review(call.kind, call.number, reason)
@@ -87,6 +109,9 @@ class Recovery:
         """Schedule the next step for a call still in flight, or give it up."""
         if not call.in_flight or order.review is not None:
             return
+        if call.awaiting_buyer:
+            self._plan_challenge(order, call, now)
+            return
         if self._gives_up(order, call, now):
             self._give_up(order, call, now)
             return
@@ -95,6 +120,20 @@ class Recovery:
         delay = self.policy.delay(call.retries, self.rand(), retry_after_s)
         reason = call.failure_code or "psp_processing"
         order.schedule_retry(call.kind, call.number, action, now + timedelta(seconds=delay), reason)
+
+    def _plan_challenge(self, order: PaymentOrder, call: PspCall, now: datetime) -> None:
+        """Ask the PSP about a pending challenge now and then (its webhook may be lost) until
+        the session ends; then the order expires and compensation cancels the payment. On a
+        closed order the challenge is only asked about once a void of it was refused."""
+        closed = order.status in TERMINAL
+        if closed and not order.void_refused(call.number):
+            return
+        if not closed and now >= order.expires_at:
+            return
+        due = now + timedelta(seconds=self.policy.delay(call.retries, self.rand()))
+        if not closed:
+            due = min(due, order.expires_at)
+        order.schedule_retry(call.kind, call.number, Action.INQUIRE, due, "challenge_pending")
 
     def _may_resend(self, order: PaymentOrder, call: PspCall, now: datetime) -> bool:
         return call.in_flight and not self._gives_up(order, call, now)
@@ -122,6 +161,19 @@ class Recovery:
         order.fail_call(call.kind, call.number, code, message, ends_order=ends_order, at=now)
         if expired and not order.in_flight() and order.status == OrderStatus.PROCESSING:
             order.expire(now)
+
+
+def _challenged(order: PaymentOrder, call: PspCall) -> bool:
+    """The operation's attempt still waits for the buyer's bank, as far as we know."""
+    return order.attempt(order.operation(call.number).attempt).awaiting_buyer
+
+
+def _completed_or_challenged(order: PaymentOrder, call: PspCall) -> bool:
+    """A void of a challenged attempt that its bank's answer overtook: the attempt is
+    captured (a refund follows) or still challenged as far as we know (inquiries follow)."""
+    attempt = order.attempt(order.operation(call.number).attempt)
+    challenged = attempt.awaiting_buyer or attempt.action_url is not None
+    return challenged and attempt.status != AttemptStatus.AUTHORIZED
 
 
 def _never_gives_up(order: PaymentOrder, call: PspCall) -> bool:

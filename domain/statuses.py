@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class OrderStatus(StrEnum):
     PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
     REQUIRES_PAYMENT_METHOD = "requires_payment_method"
     AUTHORIZED = "authorized"
     SUCCEEDED = "succeeded"
@@ -21,6 +22,8 @@ class OrderStatus(StrEnum):
 class AttemptStatus(StrEnum):
     PENDING = "pending"
     UNKNOWN = "unknown"
+    REQUIRES_ACTION = "requires_action"
+    """The PSP waits for the buyer to confirm with their bank (a 3-D Secure challenge)."""
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     DECLINED = "declined"
@@ -41,18 +44,21 @@ S = OrderStatus
 TERMINAL: frozenset[OrderStatus] = frozenset({S.FAILED, S.EXPIRED, S.CANCELED, S.REFUNDED})
 
 _REFUNDABLE = {S.PARTIALLY_REFUNDED, S.REFUNDED, S.NEEDS_REVIEW}
+_ANSWERED = frozenset(
+    {
+        S.REQUIRES_PAYMENT_METHOD,
+        S.AUTHORIZED,
+        S.SUCCEEDED,
+        S.FAILED,
+        S.NEEDS_REVIEW,
+        S.EXPIRED,
+        S.CANCELED,
+    }
+)
+"""Where an order waiting for the PSP (or for the buyer's bank) may go next."""
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PROCESSING: frozenset(
-        {
-            S.REQUIRES_PAYMENT_METHOD,
-            S.AUTHORIZED,
-            S.SUCCEEDED,
-            S.FAILED,
-            S.NEEDS_REVIEW,
-            S.EXPIRED,
-            S.CANCELED,
-        }
-    ),
+    S.PROCESSING: _ANSWERED | {S.REQUIRES_ACTION},
+    S.REQUIRES_ACTION: _ANSWERED,
     S.REQUIRES_PAYMENT_METHOD: frozenset({S.PROCESSING, S.EXPIRED, S.CANCELED}),
     S.AUTHORIZED: frozenset({S.SUCCEEDED, S.CANCELED, S.NEEDS_REVIEW}),
     S.SUCCEEDED: frozenset(_REFUNDABLE),

@@ -56,7 +56,8 @@ def work_for(order: PaymentOrder, timing: Timing) -> list[Work]:
         if call.awaits_reconciliation and call.given_up_at is not None
     ]
     work += _follow_ups(order)
-    if order.status in (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD) and not order.in_flight():
+    open_statuses = (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION)
+    if order.status in open_statuses and all(c.awaiting_buyer for c in order.in_flight()):
         work.append(Work(Task.EXPIRE, order.expires_at))
     return work
 
@@ -75,6 +76,8 @@ def _call_work(call: PspCall, stale_after: timedelta) -> Work | None:
     if call.next_action is not None and call.due_at is not None:
         task = Task.INQUIRE if call.next_action == Action.INQUIRE else Task.RESEND
         return Work(task, call.due_at, call.kind, call.number)
+    if call.awaiting_buyer:
+        return None  # the buyer's bank answers by webhook; inquiries are scheduled
     if call.awaiting_response or call.outcome_unknown or call.psp_processing:
         # Sent and nothing recorded since: if its sender died, ask the PSP what happened.
         sent = call.sent_at or call.requested_at
@@ -89,7 +92,9 @@ def _follow_ups(order: PaymentOrder) -> list[Work]:
     work = []
     for attempt in order.attempts:
         since = order.modified_on
-        if attempt.status == AttemptStatus.AUTHORIZED and order.status in CLOSED_TO_AUTHORIZATIONS:
+        closed = order.status in CLOSED_TO_AUTHORIZATIONS
+        challenged = attempt.awaiting_buyer and not order.void_refused(attempt.number)
+        if closed and (attempt.status == AttemptStatus.AUTHORIZED or challenged):
             work.append(Work(Task.VOID, since, CallKind.AUTHORIZE, attempt.number))
         elif attempt.status == AttemptStatus.AUTHORIZED and order.auto_capture:
             work.append(Work(Task.CAPTURE, since, CallKind.AUTHORIZE, attempt.number))

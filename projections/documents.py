@@ -18,7 +18,7 @@ from domain.order import PaymentOrder
 
 def order_document(order: PaymentOrder) -> dict[str, Any]:
     """JSON-ready view of an order."""
-    return {
+    document: dict[str, Any] = {
         "id": str(order.id),
         "status": order.status.value,
         "buyer_id": order.buyer_id,
@@ -35,6 +35,9 @@ def order_document(order: PaymentOrder) -> dict[str, Any]:
         "updated_at": utc(order.modified_on),
         "version": order.version,
     }
+    if (next_action := order.next_action) is not None:
+        document["next_action"] = next_action  # only while the buyer's bank waits
+    return document
 
 
 def order_json(order: PaymentOrder) -> str:

@@ -27,6 +27,7 @@ from projections.documents import order_document, utc
 API_VERSION = "v1"
 TYPES = (
     "payment_order.processing",
+    "payment_order.requires_action",
     "payment_order.requires_payment_method",
     "payment_order.authorized",
     "payment_order.succeeded",

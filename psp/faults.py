@@ -40,6 +40,8 @@ class FaultSettings(BaseModel):
     error_after_rate: float = Rate
     rate_limit_rate: float = Rate
     duplicate_webhook_rate: float = Rate
+    lost_webhook_rate: float = Rate
+    """A webhook the PSP never sends (an extension: results then arrive by inquiry only)."""
     amount_mismatch_rate: float = Rate
     webhook_delay_ms: int = Field(default=0, ge=0, le=600_000)
     processing_delay_ms: int | None = Field(default=None, ge=0, le=600_000)
@@ -81,6 +83,9 @@ class FaultPlan:
 
     def mismatch(self) -> bool:
         return self._chance("amount_mismatch", self.settings.amount_mismatch_rate)
+
+    def lost_webhook(self) -> bool:
+        return self._chance("lost_webhook", self.settings.lost_webhook_rate)
 
     def duplicate_webhook(self) -> bool:
         return self._chance("duplicate_webhook", self.settings.duplicate_webhook_rate)

@@ -19,6 +19,8 @@ DECLINES = {
     "pm_card_insufficient_funds": ("insufficient_funds", "The card has insufficient funds."),
 }
 PROCESSING_TOKEN = "pm_card_processing"  # noqa: S105 - a test card token, not a secret
+CHALLENGE_TOKEN = "pm_card_threeDSecure2Required"  # noqa: S105 - Stripe's test token name
+AUTHENTICATION_FAILED = ("authentication_failed", "The buyer did not confirm with their bank.")
 
 
 class SimError(Exception):
@@ -46,6 +48,9 @@ class SimPayment:
     refunded_amount: int = 0
     refunds: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    return_url: str | None = None
+    action_url: str | None = None
+    """The challenge page while the payment waits for the buyer (`requires_action`)."""
 
 
 @dataclass
@@ -84,8 +89,16 @@ class SimulatedPSP:
         self.payments: dict[str, SimPayment] = {}
         self.records: dict[str, Record] = {}
 
-    def authorize(self, key: str, request: dict[str, Any], *, mismatch: bool = False) -> Outcome:
-        """Create a payment for the request (once per key)."""
+    def authorize(
+        self,
+        key: str,
+        request: dict[str, Any],
+        *,
+        mismatch: bool = False,
+        challenge_base: str = "",
+    ) -> Outcome:
+        """Create a payment for the request (once per key); a challenged card waits for the
+        buyer at `challenge_base`/challenge/<payment id>."""
         replay = self._replay(key, "authorize", request)
         if replay:
             return replay
@@ -100,8 +113,11 @@ class SimulatedPSP:
             capture=request["capture"],
             auth_status="",
             status="",
+            return_url=request.get("return_url"),
         )
         self._decide(payment)
+        if payment.status == "requires_action":
+            payment.action_url = f"{challenge_base}/challenge/{payment.id}"
         self.payments[payment.id] = payment
         return self._record(
             key, "authorize", request, payment, _view(payment, "authorize", amount, key)
@@ -125,7 +141,9 @@ class SimulatedPSP:
         replay = self._replay(key, "void", request | {"payment": payment_id})
         if replay:
             return replay
-        payment = self._payment(payment_id, allowed=("authorized",))
+        payment = self._payment(payment_id, allowed=("authorized", "requires_action"))
+        if payment.status == "requires_action":  # a challenge canceled: it ends unpaid
+            self._settle(payment, "voided")
         payment.status = "voided"
         view = _view(payment, "void", payment.amount, key)
         return self._record(key, "void", request | {"payment": payment_id}, payment, view)
@@ -158,16 +176,26 @@ class SimulatedPSP:
         payment = self.payments[payment_id]
         if payment.auth_status != "processing":
             return []
-        final = "captured" if payment.capture else "authorized"
+        return self._settle(payment, "captured" if payment.capture else "authorized")
+
+    def answer_challenge(self, payment_id: str, *, completed: bool) -> list[Notice]:
+        """The buyer confirmed with their bank (or failed to): the payment is authorized or
+        captured, or declined."""
+        payment = self._payment(payment_id, allowed=("requires_action",))
+        if completed:
+            return self._settle(payment, "captured" if payment.capture else "authorized")
+        payment.decline_code, payment.decline_message = AUTHENTICATION_FAILED
+        return self._settle(payment, "declined")
+
+    def _settle(self, payment: SimPayment, final: str) -> list[Notice]:
+        """A payment left waiting ends as `final`; its request's record answers inquiries
+        with that from now on."""
         payment.auth_status = payment.status = final
-        payment.captured_amount = payment.amount if payment.capture else 0
-        record = self.records[payment.idempotency_key]
-        record.body = _view(payment, "authorize", payment.amount, payment.idempotency_key)
-        return [
-            Notice(
-                f"payment.{final}", payment.id, payment.idempotency_key, "authorize", record.body
-            )
-        ]
+        payment.captured_amount = payment.amount if final == "captured" else 0
+        key = payment.idempotency_key
+        record = self.records[key]
+        record.body = _view(payment, "authorize", payment.amount, key)
+        return [Notice(f"payment.{final}", payment.id, key, "authorize", record.body)]
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every payment as the PSP sees it, for double-charge checks."""
@@ -180,6 +208,8 @@ class SimulatedPSP:
             payment.decline_code, payment.decline_message = DECLINES[token]
         elif token == PROCESSING_TOKEN:
             payment.auth_status = payment.status = "processing"
+        elif token == CHALLENGE_TOKEN:
+            payment.auth_status = payment.status = "requires_action"
         elif token.startswith("pm_card_"):
             payment.auth_status = payment.status = "captured" if payment.capture else "authorized"
             payment.captured_amount = payment.amount if payment.capture else 0
@@ -215,6 +245,8 @@ class SimulatedPSP:
         self.records[key] = Record(operation, _fingerprint(request), payment.id, body)
         if body["status"] == "processing":
             return Outcome(body, [], processing=payment.id)
+        if body["status"] == "requires_action":
+            return Outcome(body, [])  # the buyer's answer is notified, not the question
         return Outcome(
             body, [Notice(f"payment.{body['status']}", payment.id, key, operation, body)]
         )
@@ -232,7 +264,12 @@ def _view(payment: SimPayment, operation: str, amount: int, key: str) -> dict[st
         "idempotency_key": key,
         "decline_code": payment.decline_code,
         "decline_message": payment.decline_message,
+        "next_action": _next_action(payment) if status == "requires_action" else None,
     }
+
+
+def _next_action(payment: SimPayment) -> dict[str, Any]:
+    return {"type": "redirect_to_url", "url": payment.action_url, "return_url": payment.return_url}
 
 
 def _fingerprint(request: dict[str, Any]) -> str:

@@ -2,18 +2,21 @@
 
 Idempotent by `Idempotency-Key`; test tokens pm_card_visa (and any other pm_card_*)
 succeed, pm_card_declined / pm_card_insufficient_funds decline, pm_card_processing answers
-`processing` and reports the result by webhook. `/_control/*` sets faults, lists what the
-PSP really did, and resets it.
+`processing` and reports the result by webhook, pm_card_threeDSecure2Required answers
+`requires_action`: the buyer confirms at `GET /challenge/{payment id}` ("Complete" or
+"Fail"), the result is notified by webhook and the buyer sent to the payment's `return_url`.
+`/_control/*` sets faults, lists what the PSP really did, and resets it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from psp.fault_http import error_response, fault_control_routes, refuse_before, spoil_after
@@ -31,6 +34,7 @@ class PaymentIn(BaseModel):
     payment_method: str = Field(min_length=1, max_length=200)
     capture: bool = True
     reference: str = Field(min_length=1, max_length=200)
+    return_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class AmountIn(BaseModel):
@@ -99,7 +103,17 @@ class Simulator:
             if self.webhook_events != "none":
                 self._deliver(notice)
 
+    def answer_challenge(self, payment_id: str, *, completed: bool) -> str | None:
+        """The buyer's answer to their bank: notify it (faults apply: lost, late, twice) and
+        say where the buyer goes next."""
+        for notice in self.books.answer_challenge(payment_id, completed=completed):
+            if self.webhook_events != "none":
+                self._deliver(notice)
+        return self.books.payments[payment_id].return_url
+
     def _deliver(self, notice: Notice) -> None:
+        if self.plan.lost_webhook():
+            return
         copies = 2 if self.plan.duplicate_webhook() else 1
         self.sender.send(notice, copies=copies, delay_s=self.plan.webhook_delay_s)
 
@@ -114,16 +128,19 @@ def create_simulator(
     app = FastAPI(title="PSP simulator", docs_url=None, redoc_url=None)
     app.state.simulator = sim
     _payment_routes(app, sim)
+    _challenge_routes(app, sim)
     _control_routes(app, sim)
     return app
 
 
 def _payment_routes(app: FastAPI, sim: Simulator) -> None:
     @app.post("/v1/payments")
-    async def create_payment(body: PaymentIn, key: Key) -> Response:
+    async def create_payment(body: PaymentIn, key: Key, request: Request) -> Response:
         mismatch = sim.plan.mismatch()
+        base = str(request.base_url).rstrip("/")
+        payment = body.model_dump(exclude_none=True)
         return await sim.handle(
-            lambda: sim.books.authorize(key, body.model_dump(), mismatch=mismatch)
+            lambda: sim.books.authorize(key, payment, mismatch=mismatch, challenge_base=base)
         )
 
     @app.post("/v1/payments/{payment_id}/capture")
@@ -149,6 +166,50 @@ def _payment_routes(app: FastAPI, sim: Simulator) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+
+def _challenge_routes(app: FastAPI, sim: Simulator) -> None:
+    """The bank's challenge page a buyer is sent to, and the two answers it posts."""
+
+    @app.get("/challenge/{payment_id}", response_class=HTMLResponse)
+    async def challenge_page(payment_id: str) -> HTMLResponse:
+        payment = sim.books.payments.get(payment_id)
+        if payment is None or payment.status != "requires_action":
+            return HTMLResponse(_page("No challenge", NO_CHALLENGE), status_code=404)
+        return HTMLResponse(_page("Confirm your payment", challenge_form(payment_id)))
+
+    @app.post("/challenge/{payment_id}/{answer}")
+    async def answer_challenge(payment_id: str, answer: Literal["complete", "fail"]) -> Response:
+        payment = sim.books.payments.get(payment_id)
+        if payment is None or payment.status != "requires_action":
+            return HTMLResponse(_page("No challenge", NO_CHALLENGE), status_code=409)
+        back = sim.answer_challenge(payment_id, completed=answer == "complete")
+        if back:
+            return RedirectResponse(back, status_code=303)
+        return HTMLResponse(_page("Thank you", "<p>You can close this page.</p>"))
+
+
+NO_CHALLENGE = "<p>This payment is not waiting for a confirmation (any more).</p>"
+
+
+def challenge_form(payment_id: str) -> str:
+    """Two buttons, each a form posting the buyer's answer."""
+    safe = html.escape(payment_id)
+    return (
+        "<p>Your bank asks you to confirm this payment.</p>"
+        f'<form method="post" action="/challenge/{safe}/complete">'
+        '<button type="submit" id="complete">Complete</button></form>'
+        f'<form method="post" action="/challenge/{safe}/fail">'
+        '<button type="submit" id="fail">Fail</button></form>'
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    )
 
 
 def _control_routes(app: FastAPI, sim: Simulator) -> None:

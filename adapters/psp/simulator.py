@@ -66,6 +66,8 @@ class HttpPSP(PSPPort):
             "capture": request.capture,
             "reference": request.reference,
         }
+        if request.return_url:
+            body["return_url"] = request.return_url
         return self._post("/v1/payments", body, request.idempotency_key)
 
     def capture(self, request: FollowUpRequest) -> PSPResult:
@@ -142,9 +144,23 @@ def _result(body: dict[str, Any]) -> PSPResult:
             currency=_field(body["currency"], 3),
             decline_code=_optional(body.get("decline_code"), 100),
             decline_message=_optional(body.get("decline_message"), 500),
+            action_url=_action_url(body),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise PSPServerError("the PSP answered with a malformed body", status_code=200) from error
+
+
+def _action_url(body: dict[str, Any]) -> str | None:
+    """The challenge page of a `requires_action` answer (an http(s) URL we can store)."""
+    if body.get("status") != "requires_action":
+        return None
+    next_action = body.get("next_action")
+    if not isinstance(next_action, dict):
+        raise ValueError("requires_action without a next_action")
+    url = _field(next_action.get("url"), 2000)
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("next_action.url is not an http(s) URL")
+    return url
 
 
 def _field(value: object, limit: int) -> str:

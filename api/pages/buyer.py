@@ -20,7 +20,7 @@ from api.auth import AnyCaller
 from api.deps import App, OrderId, RequiredKey
 from api.pages.buyer_view import buyer_view, sellers
 from api.pages.rendering import HtmlRoute, render
-from api.pages.tokens import status_link, token_matches
+from api.pages.tokens import return_url, status_link, token_matches
 from api.problems import Problem, responses
 from api.schemas import AttemptIn
 from app.application import PaymentsApp
@@ -96,7 +96,8 @@ def retry(
     order = order_for_buyer(request, app, order_id, token)
     if len(order.attempts) >= MAX_ATTEMPTS:
         raise Problem(409, "too-many-attempts", "Too many attempts: please start a new checkout.")
-    written = app.add_attempt(order.id, body.payment_method, key)
+    back = return_url(order.id, settings_of(request), body.return_url)
+    written = app.add_attempt(order.id, body.payment_method, key, return_url=back)
     refuse_in_flight(written, "Your last try is still in progress.")
     code = status.HTTP_200_OK if written.replayed else status.HTTP_201_CREATED
     return _json(_view(written.order), code)

@@ -8,7 +8,7 @@ from typing import Any
 from api.pages import text
 from domain.money import format_amount
 
-POLL_MS = {"processing": 1500, "needs_review": 10_000}
+POLL_MS = {"processing": 1500, "requires_action": 3000, "needs_review": 10_000}
 """How often the page asks again, per status; any other status is final for the buyer."""
 
 
@@ -27,6 +27,7 @@ def buyer_view(document: dict[str, Any], now: datetime) -> dict[str, Any]:
         "poll_ms": POLL_MS.get(status, 0),
         "can_retry": status == "requires_payment_method"
         and datetime.fromisoformat(document["expires_at"]) > now,
+        "action_url": (document.get("next_action") or {}).get("url"),
         "amount": format_amount(document["amount"], currency),
         "placed_at": document["created_at"],
         "attempts": attempts,

@@ -25,6 +25,11 @@ STATUS: dict[str, Sentence] = {
         "This usually takes a few seconds.",
         "wait",
     ),
+    "requires_action": Sentence(
+        "Confirm with your bank.",
+        "Nothing is charged until you do; you come back to this page afterwards.",
+        "wait",
+    ),
     "requires_payment_method": Sentence(
         "Your card was declined — try another card.",
         "You were not charged. You can pay with another card below.",
@@ -76,6 +81,7 @@ UNKNOWN_STATUS = Sentence("We are looking into this payment.", "Please check bac
 ATTEMPT: dict[str, tuple[str, str]] = {
     "pending": ("Sent to your bank", "wait"),
     "unknown": ("Waiting for an answer", "wait"),
+    "requires_action": ("Waiting for you to confirm with your bank", "wait"),
     "authorized": ("Approved", "ok"),
     "captured": ("Paid", "ok"),
     "declined": ("Declined", "bad"),
@@ -93,6 +99,13 @@ FAILURE: dict[str, str] = {
     "do_not_honor": "Your bank declined the payment without a reason; ask your bank or use "
     "another card.",
     "authentication_required": "Your bank asked for a verification step that was not completed.",
+    "authentication_failed": "Your bank could not confirm that it was you; you were not charged.",
+    "payment_intent_authentication_failure": "Your bank could not confirm that it was you; "
+    "you were not charged.",
+    "challenge_abandoned": "The payment was not confirmed with your bank before the checkout "
+    "ended; you were not charged.",
+    "not_cancelable": "The payment could not be canceled at our payment provider any more; "
+    "we are giving the money back.",
     "processing_error": "The card network had a problem with this payment; please try again.",
     "psp_timeout": "Our payment provider did not answer in time. We are checking with them; "
     "you will not be charged twice.",

@@ -58,6 +58,12 @@ def status_link(order_id: UUID, settings: Settings) -> str:
     return f"/status/{order_id}?token={status_token(order_id, settings)}"
 
 
+def return_url(order_id: UUID, settings: Settings, chosen: str | None = None) -> str:
+    """Where the PSP sends the buyer after a bank challenge: the client's choice, or the
+    buyer's status page under PAYMENTS_PUBLIC_URL."""
+    return chosen or settings.public_url + status_link(order_id, settings)
+
+
 def token_matches(order_id: UUID, token: str | None, settings: Settings) -> bool:
     """Constant-time check of a status token."""
     if token is None or not TOKEN.fullmatch(token):

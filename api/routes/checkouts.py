@@ -8,9 +8,11 @@ from fastapi import APIRouter, Response, status
 
 from api.answers import answer
 from api.auth import CheckoutCaller
-from api.deps import App, RequiredKey
+from api.deps import App, Config, RequiredKey
+from api.pages.tokens import return_url
 from api.problems import responses
 from api.schemas import CheckoutIn, OrderOut
+from domain.order import PaymentOrder
 
 router = APIRouter(tags=["checkouts"])
 REPLAY: dict[int | str, dict[str, Any]] = {
@@ -25,7 +27,7 @@ REPLAY: dict[int | str, dict[str, Any]] = {
     responses=REPLAY | responses(400, 401, 403, 409, 413, 422, 503),
 )
 def create_checkout(
-    body: CheckoutIn, key: RequiredKey, caller: CheckoutCaller, app: App
+    body: CheckoutIn, key: RequiredKey, caller: CheckoutCaller, app: App, settings: Config
 ) -> Response:
     """Place a checkout and run its first attempt within the PSP timeout.
 
@@ -33,5 +35,11 @@ def create_checkout(
     before with the same body (422 if the body differs; 409 while the first request is
     still waiting for the PSP).
     """
-    written = app.place_checkout(body.to_domain(), client_id=caller.client_id, idempotency_key=key)
+    order_id = PaymentOrder.create_id(caller.client_id, key)
+    written = app.place_checkout(
+        body.to_domain(),
+        client_id=caller.client_id,
+        idempotency_key=key,
+        return_url=return_url(order_id, settings, body.return_url),
+    )
     return answer(written, 201, Location=f"/v1/payment-orders/{written.order.id}")

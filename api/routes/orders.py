@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from adapters.db import Database
 from api.answers import answer
 from api.auth import AnyCaller, Caller, OpsCaller
-from api.deps import App, Db, OptionalKey, OrderId
+from api.deps import App, Config, Db, OptionalKey, OrderId
+from api.pages.tokens import return_url
 from api.problems import invalid, responses
 from api.reads import MinPosition, await_position, caught_up
 from api.schemas import (
@@ -114,10 +115,15 @@ def add_attempt(
     body: AttemptIn,
     caller: AnyCaller,
     app: App,
+    settings: Config,
     key: OptionalKey = None,
 ) -> Response:
     """Try another payment method after a decline, before the session ends."""
-    return answer(app.add_attempt(order_id, body.payment_method, key, client=caller.scope), 201)
+    back = return_url(order_id, settings, body.return_url)
+    written = app.add_attempt(
+        order_id, body.payment_method, key, client=caller.scope, return_url=back
+    )
+    return answer(written, 201)
 
 
 @router.post("/{order_id}/capture", response_model=OrderOut, responses=COMMAND_ERRORS)

@@ -71,6 +71,10 @@
       setText("detail", view.detail);
       document.getElementById("live").hidden = !view.poll_ms;
       document.getElementById("retry").hidden = !view.can_retry;
+      document.getElementById("confirm").hidden = !view.action_url;
+      if (view.action_url) {
+        document.getElementById("confirm-link").href = view.action_url;
+      }
       renderAttempts(view.attempts);
     }
     schedule(pollMs);

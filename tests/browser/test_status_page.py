@@ -8,9 +8,16 @@ import uuid
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, ViewportSize, expect
 
-from tests.browser.conftest import checkout, event_types, screenshot, status_url
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    checkout,
+    event_types,
+    screenshot,
+    status_url,
+)
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.browser
@@ -73,6 +80,48 @@ def test_a_declined_card_offers_a_retry_that_succeeds(
     assert history.index("Declined") < history.index("Captured")
     assert len(keys) == len(set(keys)) == 2  # a fresh Idempotency-Key per try
     assert all(UUID_TEXT.match(key) for key in keys)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_bank_challenge_takes_the_buyer_to_their_bank_and_back_to_a_paid_page(
+    stack: Stack, sim: httpx.Client, page: Page, viewport: ViewportSize
+) -> None:
+    page.set_viewport_size(viewport)
+    order = checkout(stack, "pm_card_threeDSecure2Required").json()
+    assert order["status"] == "requires_action"
+    link = status_url(stack, order["id"])
+    page.goto(link)
+    expect(page.get_by_role("status")).to_contain_text("Confirm with your bank.")
+    confirm = page.get_by_role("link", name="Confirm with your bank")
+    expect(confirm).to_be_visible()
+    assert confirm.bounding_box() is not None
+    assert (confirm.bounding_box() or {"width": 0})["width"] <= viewport["width"]
+    expect(page.get_by_role("heading", name="Try another card")).to_be_hidden()
+    screenshot(page, f"status-challenge-{viewport['width']}")
+    confirm.click()
+    expect(page).to_have_url(re.compile(r"/challenge/"))
+    page.get_by_role("button", name="Complete").click()
+    expect(page).to_have_url(re.compile(rf"/status/{order['id']}\?token="))
+    expect(page.get_by_role("status")).to_contain_text(PAID, timeout=15_000)
+    expect(confirm).to_be_hidden()
+    history = event_types(stack, order["id"])
+    assert history.index("ActionRequired") < history.index("Captured")
+
+
+def test_a_failed_bank_challenge_comes_back_to_a_retry_form(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    order = checkout(stack, "pm_card_threeDSecure2Required").json()
+    page.goto(status_url(stack, order["id"]))
+    page.get_by_role("link", name="Confirm with your bank").click()
+    page.get_by_role("button", name="Fail").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Your card was declined — try another card.", timeout=15_000
+    )
+    expect(page.locator("#timeline")).to_contain_text("Your bank could not confirm that it was you")
+    page.get_by_label("Payment method").fill("pm_card_visa")
+    page.get_by_role("button", name="Pay 25.50 EUR").click()
+    expect(page.get_by_role("status")).to_contain_text(PAID)
 
 
 def _idempotency_keys(request: Request) -> list[str]:

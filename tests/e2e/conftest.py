@@ -158,6 +158,7 @@ def start_stack(
     secret = secrets.token_urlsafe(16)
     port = free_port()
     settings = FAST | overrides | {"database_url": database_url, "webhook_secret": secret}
+    settings.setdefault("public_url", f"http://127.0.0.1:{port}")
     sim = psp_simulator(f"http://127.0.0.1:{port}/v1/webhooks/psp", secret).start()
     assert sim.health_url is not None
     sim_url = sim.health_url.removesuffix("/healthz")

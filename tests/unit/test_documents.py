@@ -17,9 +17,24 @@ def test_a_stored_document_is_what_the_response_model_writes() -> None:
     declined = answer(PSPStatus.DECLINED, decline_code="card_declined")
     order.record_result(CallKind.AUTHORIZE, 1, declined)
     document = order_document(order)
-    assert OrderOut.model_validate(document).model_dump(mode="json") == document
+    assert "next_action" not in document  # carried only while a challenge is pending
+    assert OrderOut.model_validate(document).model_dump(mode="json", exclude_unset=True) == document
     served = order_json(order)
-    assert OrderOut.model_validate_json(served).model_dump_json() == served
+    assert OrderOut.model_validate_json(served).model_dump_json(exclude_unset=True) == served
+
+
+def test_a_pending_challenge_is_in_the_document_as_the_response_model_writes_it() -> None:
+    order = placed()
+    challenged = answer(PSPStatus.REQUIRES_ACTION, action_url="https://psp.example/challenge/p1")
+    order.record_result(CallKind.AUTHORIZE, 1, challenged)
+    document = order_document(order)
+    assert document["status"] == "requires_action"
+    assert document["next_action"] == {
+        "type": "redirect_to_url",
+        "url": "https://psp.example/challenge/p1",
+        "return_url": None,
+    }
+    assert OrderOut.model_validate(document).model_dump(mode="json", exclude_unset=True) == document
 
 
 def test_times_are_utc_with_a_z_like_pydantic_writes_them() -> None:
