@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -29,7 +30,95 @@ def main() -> None:
 
     resources.Store.dump_to_disk = lambda self: None  # memory only: no shared pickle
     resources.Store.try_load_from_disk = lambda self: None
+    add_three_d_secure(web, resources, server, f"http://127.0.0.1:{port}")
     web.run_app(server.app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+CHALLENGE_CARDS = {
+    "pm_card_threeDSecure2Required": "4000000000003220",
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_threeDSecureOptional": "4000000000003055",
+}
+"""Stripe's 3-D Secure test tokens, which localstripe does not know, as the cards they are."""
+
+
+def add_three_d_secure(web: Any, resources: Any, server: Any, base: str) -> None:
+    """Make localstripe's 3-D Secure behave as Stripe's does for a server-side integration:
+    Stripe's test tokens; `return_url` on confirm, answered with a `redirect_to_url`
+    next_action; and the bank's page (`/_config/3ds/{id}`: localstripe asks no key under
+    /_config/; "Complete" / "Fail", like Stripe's
+    hosted test page) that authenticates through localstripe's own `_authenticate` and sends
+    the buyer to the return_url. localstripe alone refuses return_url and only offers
+    `use_stripe_sdk` (docs/stripe.md)."""
+    app, api_extra = server.app, server.api_extra
+    method = resources.PaymentMethod
+    canonical = method._try_get_canonical_test_article.__func__
+
+    def test_article(cls: Any, /, id: str) -> Any:
+        if id in CHALLENGE_CARDS:
+            card = {"number": CHALLENGE_CARDS[id], "exp_month": "12", "exp_year": "2030"}
+            return cls(type="card", card=card | {"cvc": "123"})
+        return canonical(cls, id)
+
+    method._try_get_canonical_test_article = classmethod(test_article)
+    intent_class = resources.PaymentIntent
+    confirm = intent_class._api_confirm.__func__
+
+    def confirm_with_return_url(
+        cls: Any, /, id: str, payment_method: Any = None, return_url: Any = None, **kwargs: Any
+    ) -> Any:
+        intent = confirm(cls, id, payment_method, **kwargs)
+        if return_url is not None and intent.next_action:
+            intent.next_action = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {"url": f"{base}/_config/3ds/{id}", "return_url": return_url},
+            }
+        return intent
+
+    confirm_route = "/v1/payment_intents/{id}/confirm"
+    handler = api_extra(
+        classmethod(confirm_with_return_url).__get__(None, intent_class), confirm_route
+    )
+    for route in app.router.routes():  # the route holds the original; swap its handler
+        if route.method == "POST" and route.resource.canonical == confirm_route:
+            route._handler = handler
+
+    async def page(request: Any) -> Any:
+        intent_id = request.match_info["id"]
+        if _challenged(resources, intent_id) is None:
+            return web.Response(status=404, text="no challenge for this payment")
+        body = (
+            "<!doctype html><title>3D Secure test page</title>"
+            f'<form method="post" action="/_config/3ds/{intent_id}/complete">'
+            '<button type="submit">Complete</button></form>'
+            f'<form method="post" action="/_config/3ds/{intent_id}/fail">'
+            '<button type="submit">Fail</button></form>'
+        )
+        return web.Response(text=body, content_type="text/html")
+
+    async def answer(request: Any) -> Any:
+        intent_id, choice = request.match_info["id"], request.match_info["answer"]
+        intent = _challenged(resources, intent_id)
+        if intent is None or choice not in ("complete", "fail"):
+            return web.Response(status=409, text="this payment awaits no answer")
+        back = intent.next_action["redirect_to_url"]["return_url"]
+        intent_class._api_authenticate(
+            intent_id, client_secret=intent.client_secret, success=choice == "complete"
+        )
+        raise web.HTTPSeeOther(back)
+
+    app.router.add_get("/_config/3ds/{id}", page)
+    app.router.add_post("/_config/3ds/{id}/{answer}", answer)
+
+
+def _challenged(resources: Any, intent_id: str) -> Any:
+    """The PaymentIntent if it waits for its buyer behind a redirect, else None."""
+    try:
+        intent = resources.PaymentIntent._api_retrieve(intent_id)
+    except Exception:  # localstripe raises its own errors for unknown ids
+        return None
+    action = intent.next_action or {}
+    return intent if action.get("type") == "redirect_to_url" else None
 
 
 @dataclass

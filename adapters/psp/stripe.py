@@ -21,6 +21,7 @@ the request. docs/stripe.md lists where localstripe differs from Stripe and how 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from stripe import (
@@ -35,6 +36,7 @@ from stripe import (
 )
 from stripe.params import (
     PaymentIntentCaptureParams,
+    PaymentIntentConfirmParams,
     PaymentIntentCreateParams,
     RefundCreateParams,
     RefundListParams,
@@ -93,7 +95,12 @@ def map_payment_intent(intent: Any) -> PSPResult | None:
     error = intent.get("last_payment_error") or None
     if status in UNCONFIRMED and not error:
         return None
+    if status == "requires_action" and (url := _redirect_url(intent)) is not None:
+        result = _result(intent, PSPStatus.REQUIRES_ACTION, _amount(intent), currency)
+        return replace(result, action_url=url)
     if status in ("requires_payment_method", "requires_action"):
+        # requires_action without a page to send the buyer to (Stripe.js-only actions) is
+        # one we cannot complete server-side: the buyer tries another card.
         code = _decline_code(error) if error else "authentication_required"
         message = _optional_text(error, "message") if error else "the bank asks for 3-D Secure"
         return _result(intent, PSPStatus.DECLINED, _amount(intent), currency, code, message)
@@ -106,6 +113,17 @@ def map_payment_intent(intent: Any) -> PSPResult | None:
     if mapped is None:
         raise PSPServerError(f"Stripe answered with status {status[:40]!r}", status_code=200)
     return _result(intent, mapped, _amount(intent), currency)
+
+
+def _redirect_url(intent: Any) -> str | None:
+    """Where the buyer confirms with their bank: `next_action.redirect_to_url.url`."""
+    action = intent.get("next_action") or {}
+    if not isinstance(action, dict) or action.get("type") != "redirect_to_url":
+        return None
+    url = _checked((action.get("redirect_to_url") or {}).get("url"), 2000)
+    if not url.startswith(("https://", "http://")):
+        raise PSPServerError("Stripe answered with a redirect that is not http(s)", status_code=200)
+    return url
 
 
 def _amount(intent: Any) -> int:
@@ -204,9 +222,12 @@ class StripePSP(PSPPort):
             current = self._call(lambda: self.client.v1.payment_intents.retrieve(reference))
             if _text(current, "status") not in UNCONFIRMED:
                 return _required(map_payment_intent(current))
+        params: PaymentIntentConfirmParams = {}
+        if request.return_url:  # where Stripe sends the buyer back after a bank challenge
+            params["return_url"] = request.return_url
         try:
             intent = self.client.v1.payment_intents.confirm(
-                reference, options={"idempotency_key": request.idempotency_key}
+                reference, params=params, options={"idempotency_key": request.idempotency_key}
             )
         except CardError:  # declined: the PaymentIntent says how
             intents = self.client.v1.payment_intents

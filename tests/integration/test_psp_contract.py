@@ -243,3 +243,51 @@ def test_a_webhook_settles_an_order_whose_answer_was_lost(
     finally:
         connector.send_webhooks_to(None)
         server.stop()
+
+
+BACK = "https://shop.example/back"
+
+
+def challenged(container: Container) -> Any:
+    key = str(uuid.uuid4())
+    checkout = cart("pm_card_threeDSecure2Required")
+    placed = container.app.place_checkout(
+        checkout, client_id="c1", idempotency_key=key, return_url=BACK
+    )
+    order = placed.order
+    assert order.status == OrderStatus.REQUIRES_ACTION
+    assert order.next_action is not None and order.next_action["return_url"] == BACK
+    return order
+
+
+@pytest.mark.parametrize(
+    ("choice", "status", "held"),
+    [
+        ("complete", OrderStatus.SUCCEEDED, ["captured"]),
+        ("fail", OrderStatus.REQUIRES_PAYMENT_METHOD, []),
+    ],
+)
+def test_a_challenge_answered_on_the_banks_page_is_settled_by_inquiry(
+    container: Container, connector: Connector, choice: str, status: OrderStatus, held: list[str]
+) -> None:
+    order = challenged(container)
+    url = order.next_action["url"]
+    assert httpx.get(url, timeout=10).status_code == 200
+    back = httpx.post(f"{url}/{choice}", follow_redirects=False, timeout=10)
+    assert (back.status_code, back.headers["location"]) == (303, BACK)
+    order = RecoveryCommands(container.app).inquire(order.id, CallKind.AUTHORIZE, 1).order
+    assert order.status == status and order.next_action is None
+    assert [b["status"] for b in connector.books(order.id) if b["captured"]] == held
+
+
+def test_canceling_during_a_challenge_cancels_the_psp_payment(
+    container: Container, connector: Connector
+) -> None:
+    order = challenged(container)
+    order = container.app.cancel(order.id, "cancel").order
+    assert order.status == OrderStatus.CANCELED
+    order = RecoveryCommands(container.app).void_unused(order.id, 1).order
+    assert order.attempts[0].status == AttemptStatus.VOIDED
+    late = httpx.post(f"{order.attempts[0].action_url}/complete", timeout=10)
+    assert late.status_code == 409  # the bank takes no answer for a canceled payment
+    assert [b["status"] for b in connector.books(order.id) if b["captured"]] == []

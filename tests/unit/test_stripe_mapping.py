@@ -74,3 +74,24 @@ def test_localstripes_partial_capture_reads_as_the_amount_captured() -> None:
 def test_text_we_could_not_store_is_a_malformed_answer() -> None:
     with pytest.raises(PSPServerError):
         map_payment_intent(intent("succeeded", id="pi_\x00", amount_received=2550))
+
+
+def test_a_redirect_to_the_bank_is_a_challenge_with_its_page() -> None:
+    action = {"type": "redirect_to_url", "redirect_to_url": {"url": "https://hooks.example/3ds"}}
+    result = map_payment_intent(intent("requires_action", next_action=action))
+    assert result is not None and result.status == PSPStatus.REQUIRES_ACTION
+    assert result.action_url == "https://hooks.example/3ds"
+
+
+def test_an_action_with_no_page_to_send_the_buyer_to_is_a_decline() -> None:
+    action = {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
+    result = map_payment_intent(intent("requires_action", next_action=action))
+    assert result is not None and result.status == PSPStatus.DECLINED
+    assert result.decline_code == "authentication_required"
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "", "ftp://x/y", 7, None])
+def test_a_redirect_we_could_not_send_a_buyer_to_is_malformed(url: object) -> None:
+    action = {"type": "redirect_to_url", "redirect_to_url": {"url": url}}
+    with pytest.raises(PSPServerError):
+        map_payment_intent(intent("requires_action", next_action=action))
