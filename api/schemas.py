@@ -182,6 +182,8 @@ class AttemptOut(BaseModel):
     psp_reference: str | None
     failure_code: str | None
     failure_message: str | None
+    authorization_expires_at: datetime | None = None
+    """While authorized: when the PSP releases the hold unless it is captured."""
 
 
 class NextActionOut(BaseModel):

@@ -68,6 +68,10 @@ class RecoveryCommands:
         """Close a checkout whose session ended without success."""
         return self.app.change(order_id, lambda o: o.expire(self.app.clock()))
 
+    def lapse(self, order_id: UUID) -> Written:
+        """Record that the PSP's hold lapsed uncaptured (a void follows, as compensation)."""
+        return self.app.change(order_id, lambda o: o.lapse_hold(self.app.clock()))
+
     def void_unused(self, order_id: UUID, attempt: int) -> Written:
         """Compensate: release an authorization the order will never capture."""
         return self._start(order_id, lambda o: o.request_void(attempt, self.app.clock()))

@@ -46,12 +46,15 @@ def add_three_d_secure(web: Any, resources: Any, server: Any, base: str) -> None
     """Make localstripe's 3-D Secure behave as Stripe's does for a server-side integration:
     Stripe's test tokens; `return_url` on confirm, answered with a `redirect_to_url`
     next_action; and the bank's page (`/_config/3ds/{id}`: localstripe asks no key under
-    /_config/; "Complete" / "Fail", like Stripe's
-    hosted test page) that authenticates through localstripe's own `_authenticate` and sends
-    the buyer to the return_url. localstripe alone refuses return_url and only offers
-    `use_stripe_sdk` (docs/stripe.md)."""
-    app, api_extra = server.app, server.api_extra
-    method = resources.PaymentMethod
+    /_config/; "Complete" / "Fail", like Stripe's hosted test page) that authenticates
+    through localstripe's own `_authenticate` and sends the buyer to the return_url.
+    localstripe alone refuses return_url and only offers `use_stripe_sdk` (docs/stripe.md)."""
+    _alias_test_tokens(resources.PaymentMethod)
+    _redirect_on_confirm(server, resources.PaymentIntent, base)
+    _bank_page(web, server.app, resources)
+
+
+def _alias_test_tokens(method: Any) -> None:
     canonical = method._try_get_canonical_test_article.__func__
 
     def test_article(cls: Any, /, id: str) -> Any:
@@ -61,7 +64,9 @@ def add_three_d_secure(web: Any, resources: Any, server: Any, base: str) -> None
         return canonical(cls, id)
 
     method._try_get_canonical_test_article = classmethod(test_article)
-    intent_class = resources.PaymentIntent
+
+
+def _redirect_on_confirm(server: Any, intent_class: Any, base: str) -> None:
     confirm = intent_class._api_confirm.__func__
 
     def confirm_with_return_url(
@@ -75,14 +80,15 @@ def add_three_d_secure(web: Any, resources: Any, server: Any, base: str) -> None
             }
         return intent
 
-    confirm_route = "/v1/payment_intents/{id}/confirm"
-    handler = api_extra(
-        classmethod(confirm_with_return_url).__get__(None, intent_class), confirm_route
-    )
-    for route in app.router.routes():  # the route holds the original; swap its handler
-        if route.method == "POST" and route.resource.canonical == confirm_route:
-            route._handler = handler
+    route = "/v1/payment_intents/{id}/confirm"
+    bound = classmethod(confirm_with_return_url).__get__(None, intent_class)
+    handler = server.api_extra(bound, route)
+    for registered in server.app.router.routes():  # it holds the original: swap its handler
+        if registered.method == "POST" and registered.resource.canonical == route:
+            registered._handler = handler
 
+
+def _bank_page(web: Any, app: Any, resources: Any) -> None:
     async def page(request: Any) -> Any:
         intent_id = request.match_info["id"]
         if _challenged(resources, intent_id) is None:
@@ -102,7 +108,7 @@ def add_three_d_secure(web: Any, resources: Any, server: Any, base: str) -> None
         if intent is None or choice not in ("complete", "fail"):
             return web.Response(status=409, text="this payment awaits no answer")
         back = intent.next_action["redirect_to_url"]["return_url"]
-        intent_class._api_authenticate(
+        resources.PaymentIntent._api_authenticate(
             intent_id, client_secret=intent.client_secret, success=choice == "complete"
         )
         raise web.HTTPSeeOther(back)

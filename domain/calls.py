@@ -127,6 +127,8 @@ class Attempt(PspCall):
     """Where the PSP sends the buyer back after a challenge."""
     action_url: str | None = None
     """The challenge page while the PSP waits for the buyer (status `requires_action`)."""
+    authorization_expires_at: datetime | None = None
+    """When the PSP releases an authorization that was not captured."""
 
 
 @dataclass

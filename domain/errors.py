@@ -26,6 +26,12 @@ class IllegalTransition(DomainError):
     code = "illegal_transition"
 
 
+class AuthorizationExpired(IllegalTransition):
+    """The PSP's hold on the buyer's money lapsed: nothing is left to capture (HTTP 409)."""
+
+    code = "authorization_expired"
+
+
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key came back with a different request body (HTTP 422)."""
 

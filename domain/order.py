@@ -36,7 +36,12 @@ from domain.cart import (
     split,
     sub_shares,
 )
-from domain.errors import IdempotencyKeyReused, IllegalTransition, InvalidInput
+from domain.errors import (
+    AuthorizationExpired,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidInput,
+)
 from domain.ids import order_id_for, psp_key
 from domain.outcomes import (
     CLOSED_TO_AUTHORIZATIONS,
@@ -414,7 +419,12 @@ class PaymentOrder(Aggregate):
     def _record_success(self, call: PspCall, result: PSPResult) -> None:
         ref = result.psp_reference
         if call.kind == CallKind.AUTHORIZE and result.status == PSPStatus.AUTHORIZED:
-            self._authorized(attempt=call.number, psp_reference=ref, amount=result.amount)
+            self._authorized(
+                attempt=call.number,
+                psp_reference=ref,
+                amount=result.amount,
+                authorization_expires_at=result.authorization_expires_at,
+            )
         elif call.kind == CallKind.AUTHORIZE:
             allocation = shares_to(prorate(self.splits, result.amount))
             self._captured(
@@ -464,9 +474,16 @@ class PaymentOrder(Aggregate):
         self._settle(a, MOVES["action_required"])
 
     @event("Authorized", topic="PaymentOrder.Authorized")
-    def _authorized(self, attempt: int, psp_reference: str, amount: int) -> None:
+    def _authorized(
+        self,
+        attempt: int,
+        psp_reference: str,
+        amount: int,
+        authorization_expires_at: datetime | None = None,  # absent from older events
+    ) -> None:
         a = self.attempt(attempt)
         a.status, a.psp_reference = AttemptStatus.AUTHORIZED, psp_reference
+        a.authorization_expires_at = authorization_expires_at
         a.note_failure(None, None)
         self._settle(a, MOVES["authorized"])
 
@@ -713,10 +730,22 @@ class PaymentOrder(Aggregate):
         request: tuple[str, str] | None = None,
     ) -> Operation:
         """Capture all or part of the authorization (write-ahead record of the PSP call)."""
+        lapsed = [a for a in self.attempts if a.failure_code == "authorization_expired"]
+        if self.status == S.EXPIRED and lapsed and lapsed[0].authorization_expires_at:
+            raise AuthorizationExpired(
+                f"the PSP released the authorization at "
+                f"{lapsed[0].authorization_expires_at.isoformat()}: nothing is left to capture"
+            )
         if self.status != S.AUTHORIZED:
             raise IllegalTransition(f"a {self.status} order has nothing to capture")
         self.check_nothing_in_flight()
         attempt = self._attempt_in(AttemptStatus.AUTHORIZED)
+        lapses = attempt.authorization_expires_at
+        if purpose == Purpose.MERCHANT and lapses is not None and now >= lapses:
+            raise AuthorizationExpired(
+                f"the PSP released the authorization at {lapses.isoformat()}: nothing is left "
+                "to capture; the order is canceled and the buyer asked to pay again"
+            )
         amount = attempt.amount if amount is None else amount
         if not 1 <= amount <= attempt.amount:
             raise InvalidInput(f"must be between 1 and {attempt.amount}", field="amount")
@@ -855,7 +884,7 @@ class PaymentOrder(Aggregate):
         )
         return self.operations[-1]
 
-    def _attempt_in(self, status: AttemptStatus) -> PspCall:
+    def _attempt_in(self, status: AttemptStatus) -> Attempt:
         for attempt in reversed(self.attempts):
             if attempt.status == status:
                 return attempt
@@ -905,6 +934,34 @@ class PaymentOrder(Aggregate):
     def _expired(self, at: datetime) -> None:
         self._move(S.EXPIRED)
         self._drop_challenge()
+
+    # ----------------------------------------------------------------- authorization holds
+
+    @property
+    def hold(self) -> Attempt | None:
+        """The authorized attempt whose hold lapses at a known time, while it may be
+        captured."""
+        if self.status != S.AUTHORIZED or self.in_flight():
+            return None
+        attempt = next((a for a in self.attempts if a.status == AttemptStatus.AUTHORIZED), None)
+        return attempt if attempt and attempt.authorization_expires_at else None
+
+    def lapse_hold(self, now: datetime) -> None:
+        """The PSP's hold ended uncaptured: record it (the order expires; compensation
+        releases the authorization at the PSP, so nothing is left hanging)."""
+        attempt = self.hold
+        if attempt is None or attempt.authorization_expires_at is None:
+            raise IllegalTransition(f"a {self.status} order holds no lapsing authorization")
+        if now < attempt.authorization_expires_at:
+            raise IllegalTransition("the authorization has not lapsed yet")
+        self._hold_lapsed(attempt=attempt.number, at=now)
+
+    @event("HoldLapsed", topic="PaymentOrder.HoldLapsed")
+    def _hold_lapsed(self, attempt: int, at: datetime) -> None:
+        self.attempt(attempt).note_failure(
+            "authorization_expired", "the PSP's hold lapsed before the order was captured"
+        )
+        self._move(S.EXPIRED)
 
     # ----------------------------------------------------------------- operators
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -77,6 +78,8 @@ class PSPResult:
     decline_message: str | None = None
     action_url: str | None = None
     """With status `requires_action`: the page where the buyer confirms with their bank."""
+    authorization_expires_at: datetime | None = None
+    """With status `authorized`: when the PSP releases the hold unless it is captured."""
 
 
 class PSPOutage(Exception):

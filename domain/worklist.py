@@ -24,6 +24,7 @@ class Task(StrEnum):
     VOID = "void"
     REFUND = "refund"
     CAPTURE = "capture"
+    LAPSE = "lapse"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def work_for(order: PaymentOrder, timing: Timing) -> list[Work]:
         if call.awaits_reconciliation and call.given_up_at is not None
     ]
     work += _follow_ups(order)
+    if (hold := order.hold) is not None and hold.authorization_expires_at is not None:
+        work.append(
+            Work(Task.LAPSE, hold.authorization_expires_at, CallKind.AUTHORIZE, hold.number)
+        )
     open_statuses = (S.PROCESSING, S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION)
     if order.status in open_statuses and all(c.awaiting_buyer for c in order.in_flight()):
         work.append(Work(Task.EXPIRE, order.expires_at))

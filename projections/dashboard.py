@@ -45,6 +45,43 @@ def failures(db: Database, now: float, window_s: float, stuck_after_s: float) ->
     }
 
 
+def challenges(db: Database, now: float, window_s: float) -> dict[str, Any]:
+    """3-D Secure challenges: pending now, and asked / completed / failed / abandoned over
+    the window, in all and by hour."""
+    since = now - window_s
+    with db.read() as tx:
+        pending = tx.execute("SELECT COUNT(*) FROM order_view WHERE status = 'requires_action'")
+        totals = tx.execute(
+            "SELECT outcome, COUNT(*) FROM challenge_log WHERE at >= %s GROUP BY outcome",
+            (since,),
+        )
+        by_hour = tx.execute(
+            f"SELECT {db.bucket('at', HOUR)} AS hour, outcome, COUNT(*) FROM challenge_log "  # noqa: S608
+            "WHERE at >= %s GROUP BY hour, outcome ORDER BY hour, outcome",
+            (since,),
+        )
+    counts = dict.fromkeys(("required", "completed", "failed", "abandoned"), 0)
+    counts |= {outcome: int(n) for outcome, n in totals}
+    return {
+        "pending": int(pending[0][0]),
+        "counts": counts,
+        "by_hour": [{"hour": float(h), "code": o, "count": n} for h, o, n in by_hour],
+    }
+
+
+def lapsing_holds(db: Database, now: float, within_s: float) -> list[dict[str, Any]]:
+    """Authorizations whose hold lapses within `within_s` (or already has, the worker not
+    having recorded it yet), soonest first: capture them or they are released."""
+    with db.read() as tx:
+        rows = tx.execute(
+            "SELECT w.order_id, o.buyer_id, o.amount, o.currency, w.due_at FROM work_queue w "
+            "JOIN order_view o ON o.order_id = w.order_id "
+            "WHERE w.task = 'lapse' AND w.due_at < %s ORDER BY w.due_at LIMIT 100",
+            (now + within_s,),
+        )
+    return [_order(r) | {"lapses_at": float(r[4])} for r in rows]
+
+
 def psp_health(db: Database, now: float, window_s: float) -> list[dict[str, Any]]:
     """PSP timeouts and errors per minute over the last minutes."""
     with db.read() as tx:

@@ -71,7 +71,7 @@ def _split(share: SellerShare) -> dict[str, Any]:
 
 
 def _attempt(attempt: Attempt) -> dict[str, Any]:
-    return {
+    document = {
         "number": attempt.number,
         "status": attempt.status.value,
         "payment_method": attempt.payment_method,
@@ -79,3 +79,6 @@ def _attempt(attempt: Attempt) -> dict[str, Any]:
         "failure_code": attempt.failure_code,
         "failure_message": attempt.failure_message,
     }
+    if attempt.authorization_expires_at is not None:  # only for holds that lapse
+        document["authorization_expires_at"] = utc(attempt.authorization_expires_at)
+    return document

@@ -1,6 +1,9 @@
-"""The failure log: every decline, outage, give-up and review, with its code and time.
+"""The failure log: every decline, outage, give-up and review, with its code and time; and
+the challenge log: each 3-D Secure challenge asked, completed, failed or abandoned.
 
-Feeds the dashboard's failures by code and by hour and the PSP health panel.
+Feeds the dashboard's failures by code and by hour, the PSP health panel and the
+challenges panel (a bank's challenge page that is down shows as abandoned and failed
+challenges piling up).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from adapters.db import Tx
+from domain.order import PaymentOrder
 from projections.base import OrderChange, Projection
 
 
@@ -29,6 +33,32 @@ def failure_of(event: Any) -> tuple[str, str, int, str, str] | None:
         return (event.kind, kind, event.number, event.code, event.message)
     if kind == "SentToManualReview":
         return (event.kind, kind, event.number, event.reason.split(":", 1)[0], event.reason)
+    if kind == "ChallengeAbandoned":
+        message = "the buyer did not confirm with their bank before the session ended"
+        return ("authorize", kind, event.attempt, "challenge_abandoned", message)
+    if kind == "HoldLapsed":
+        message = "the PSP's hold lapsed before the order was captured"
+        return ("authorize", kind, event.attempt, "authorization_expired", message)
+    return None
+
+
+def challenge_of(event: Any, order: PaymentOrder) -> tuple[int, str] | None:
+    """(attempt, required | completed | failed | abandoned) for an event in a challenge's
+    life, else None. An attempt was challenged if it ever had a challenge page."""
+    kind = type(event).__name__
+    if kind == "ActionRequired":
+        return (event.attempt, "required")
+    if kind == "ChallengeAbandoned":
+        return (event.attempt, "abandoned")
+    attempt = getattr(event, "attempt", None)
+    if attempt is None or getattr(event, "operation", None) is not None:
+        return None
+    if order.attempt(attempt).action_url is None:
+        return None
+    if kind == "Declined":
+        return (attempt, "failed")
+    if kind in ("Authorized", "Captured"):
+        return (attempt, "completed")
     return None
 
 
@@ -49,18 +79,34 @@ class FailuresProjection(Projection):
             );
             CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} (at, code)
         """,
+        "challenge_log": """
+            CREATE TABLE IF NOT EXISTS {table} (
+                order_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                attempt INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (order_id, version)
+            );
+            CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} (at, outcome)
+        """,
     }
 
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
-        rows = []
+        rows, challenges = [], []
         for change in changes:
             for _, event in change.events:
-                failure = failure_of(event)
-                if failure:
-                    at = event.timestamp.timestamp()
-                    rows.append((str(change.order_id), event.originator_version, *failure, at))
+                at = event.timestamp.timestamp()
+                key = (str(change.order_id), event.originator_version)
+                if failure := failure_of(event):
+                    rows.append((*key, *failure, at))
+                if challenge := challenge_of(event, change.order):
+                    challenges.append((*key, *challenge, at))
         tx.append(
             self.t("failure_log"),
             ("order_id", "version", "kind", "event", "number", "code", "message", "at"),
             rows,
+        )
+        tx.append(
+            self.t("challenge_log"), ("order_id", "version", "attempt", "outcome", "at"), challenges
         )

@@ -48,6 +48,9 @@ class FaultSettings(BaseModel):
     """How long the bank takes to settle a `processing` payment: exactly this long when set,
     otherwise a draw like a webhook delay."""
     hang_ms: int = Field(default=30_000, ge=0, le=600_000)
+    hold_lifetime_s: float = Field(default=7 * 24 * 3600, gt=0, le=31 * 24 * 3600)
+    """How long an authorization holds the buyer's money before the PSP releases it
+    (Stripe's card holds: 7 days). Set for new authorizations."""
     retry_after_s: int = Field(default=1, ge=0, le=3_600)
     faults_on_inquiries: bool = True
     script: list[Fault] = Field(default_factory=list, max_length=10_000)

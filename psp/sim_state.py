@@ -49,6 +49,9 @@ class SimPayment:
     refunds: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     return_url: str | None = None
+    hold_lifetime_s: float = 7 * 24 * 3600
+    authorized_until: float | None = None
+    """When an authorization lapses uncaptured (the PSP then releases the hold)."""
     action_url: str | None = None
     """The challenge page while the payment waits for the buyer (`requires_action`)."""
 
@@ -96,6 +99,7 @@ class SimulatedPSP:
         *,
         mismatch: bool = False,
         challenge_base: str = "",
+        hold_lifetime_s: float = 7 * 24 * 3600,
     ) -> Outcome:
         """Create a payment for the request (once per key); a challenged card waits for the
         buyer at `challenge_base`/challenge/<payment id>."""
@@ -114,6 +118,7 @@ class SimulatedPSP:
             auth_status="",
             status="",
             return_url=request.get("return_url"),
+            hold_lifetime_s=hold_lifetime_s,
         )
         self._decide(payment)
         if payment.status == "requires_action":
@@ -129,6 +134,8 @@ class SimulatedPSP:
         if replay:
             return replay
         payment = self._payment(payment_id, allowed=("authorized",))
+        if self._lapsed(payment):
+            raise SimError(409, "authorization_expired", "the authorization lapsed uncaptured")
         amount = request.get("amount") or payment.amount
         if not 1 <= amount <= payment.amount:
             raise SimError(400, "invalid_amount", "capture amount out of range")
@@ -141,6 +148,10 @@ class SimulatedPSP:
         replay = self._replay(key, "void", request | {"payment": payment_id})
         if replay:
             return replay
+        lapsed = self.payments.get(payment_id)
+        if lapsed is not None and self._lapsed(lapsed):  # released already: nothing to undo
+            view = _view(lapsed, "void", lapsed.amount, key)
+            return self._record(key, "void", request | {"payment": payment_id}, lapsed, view)
         payment = self._payment(payment_id, allowed=("authorized", "requires_action"))
         if payment.status == "requires_action":  # a challenge canceled: it ends unpaid
             self._settle(payment, "voided")
@@ -187,11 +198,17 @@ class SimulatedPSP:
         payment.decline_code, payment.decline_message = AUTHENTICATION_FAILED
         return self._settle(payment, "declined")
 
+    def _lapsed(self, payment: SimPayment) -> bool:
+        """An authorization past its hold is released: the payment is voided."""
+        until = payment.authorized_until
+        if payment.status == "authorized" and until is not None and time.time() >= until:
+            payment.status = "voided"
+        return payment.status == "voided" and until is not None and time.time() >= until
+
     def _settle(self, payment: SimPayment, final: str) -> list[Notice]:
         """A payment left waiting ends as `final`; its request's record answers inquiries
         with that from now on."""
-        payment.auth_status = payment.status = final
-        payment.captured_amount = payment.amount if final == "captured" else 0
+        _take(payment, final)
         key = payment.idempotency_key
         record = self.records[key]
         record.body = _view(payment, "authorize", payment.amount, key)
@@ -211,8 +228,7 @@ class SimulatedPSP:
         elif token == CHALLENGE_TOKEN:
             payment.auth_status = payment.status = "requires_action"
         elif token.startswith("pm_card_"):
-            payment.auth_status = payment.status = "captured" if payment.capture else "authorized"
-            payment.captured_amount = payment.amount if payment.capture else 0
+            _take(payment, "captured" if payment.capture else "authorized")
         else:
             payment.auth_status = payment.status = "declined"
             payment.decline_code = "invalid_payment_method"
@@ -265,7 +281,21 @@ def _view(payment: SimPayment, operation: str, amount: int, key: str) -> dict[st
         "decline_code": payment.decline_code,
         "decline_message": payment.decline_message,
         "next_action": _next_action(payment) if status == "requires_action" else None,
+        "authorization_expires_at": _hold_end(payment) if status == "authorized" else None,
     }
+
+
+def _take(payment: SimPayment, final: str) -> None:
+    """The payment is now `final`; an authorization holds the money for its lifetime."""
+    if final == "authorized":
+        payment.authorized_until = time.time() + payment.hold_lifetime_s
+    payment.auth_status = payment.status = final
+    payment.captured_amount = payment.amount if final == "captured" else 0
+
+
+def _hold_end(payment: SimPayment) -> int | None:
+    until = payment.authorized_until
+    return None if until is None else int(until)
 
 
 def _next_action(payment: SimPayment) -> dict[str, Any]:

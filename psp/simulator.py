@@ -140,7 +140,13 @@ def _payment_routes(app: FastAPI, sim: Simulator) -> None:
         base = str(request.base_url).rstrip("/")
         payment = body.model_dump(exclude_none=True)
         return await sim.handle(
-            lambda: sim.books.authorize(key, payment, mismatch=mismatch, challenge_base=base)
+            lambda: sim.books.authorize(
+                key,
+                payment,
+                mismatch=mismatch,
+                challenge_base=base,
+                hold_lifetime_s=sim.plan.settings.hold_lifetime_s,
+            )
         )
 
     @app.post("/v1/payments/{payment_id}/capture")

@@ -97,6 +97,7 @@ class RecoveryWorker:
             Task.VOID: lambda: self.commands.void_unused(order_id, work.number),
             Task.REFUND: lambda: self.commands.refund_unused(order_id),
             Task.CAPTURE: lambda: self.commands.finish_capture(order_id),
+            Task.LAPSE: lambda: self.commands.lapse(order_id),
         }
         steps[work.task]()
 

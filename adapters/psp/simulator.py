@@ -8,6 +8,7 @@ inquired before anything is sent again.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -145,9 +146,19 @@ def _result(body: dict[str, Any]) -> PSPResult:
             decline_code=_optional(body.get("decline_code"), 100),
             decline_message=_optional(body.get("decline_message"), 500),
             action_url=_action_url(body),
+            authorization_expires_at=_moment(body.get("authorization_expires_at")),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise PSPServerError("the PSP answered with a malformed body", status_code=200) from error
+
+
+def _moment(value: object) -> datetime | None:
+    """A unix time in seconds (within what a datetime holds), or None."""
+    if value is None:
+        return None
+    if type(value) is not int or not 0 < value < 253_402_300_800:  # before year 10000
+        raise ValueError("not a unix time")
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _action_url(body: dict[str, Any]) -> str | None:

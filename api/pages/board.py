@@ -24,6 +24,8 @@ HOUR, MINUTE = 3600.0, 60.0
 HEALTH_MINUTES = 15
 RECENT_ORDERS = 15
 FAILING_AFTER_S = 5 * MINUTE
+HOLD_WARNING_S = 24 * HOUR
+"""Authorizations lapsing sooner than this are listed for capture on the dashboard."""
 """An endpoint failing for longer than this (or disabled) stands out on the dashboard."""
 
 
@@ -32,7 +34,15 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
     data = dashboard.failures(container.db, now, window_h * HOUR, stuck_after_s)
     health = dashboard.psp_health(container.db, now, HEALTH_MINUTES * MINUTE)
     head, position = container.runner.lag()
+    challenges = dashboard.challenges(container.db, now, window_h * HOUR)
     return {
+        "challenges": challenges,
+        "challenges_chart": failures_chart(challenges["by_hour"], now, window_h),
+        "lapsing": [
+            _money(row, now) | {"left_s": row["lapses_at"] - now}
+            for row in dashboard.lapsing_holds(container.db, now, HOLD_WARNING_S)
+        ],
+        "hold_warning_s": HOLD_WARNING_S,
         "failures": [_failure(row) for row in data["failures_by_code"]],
         "failures_chart": failures_chart(data["failures_by_hour"], now, window_h),
         "attempts": _attempts(data["attempts_by_status"]),

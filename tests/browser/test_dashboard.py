@@ -96,6 +96,32 @@ def test_the_dashboard_shows_a_decline_and_a_stuck_order(
     screenshot(page, "order-audit")
 
 
+def test_the_dashboard_counts_bank_challenges_and_lists_holds_about_to_lapse(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    stack.faults(hold_lifetime_s=3600)
+    pending = checkout(stack, "pm_card_threeDSecure2Required").json()
+    for choice in ("complete", "fail"):
+        challenged = checkout(stack, "pm_card_threeDSecure2Required").json()
+        answered = httpx.post(f"{challenged['next_action']['url']}/{choice}")
+        assert answered.status_code < 400
+    held = checkout(stack, "pm_card_visa", capture_method="manual")
+    assert held.json()["attempts"][0]["authorization_expires_at"]
+    projected(stack, held)
+    sign_in(page)
+    page.goto("/dashboard")
+
+    def counted(outcome: str) -> int:
+        return int(page.locator(f"#challenges-{outcome}").inner_text())
+
+    reload_until(page, lambda: counted("completed") >= 1 and counted("failed") >= 1)
+    assert counted("pending") >= 1 and counted("required") >= 3
+    expect(page.locator("#lapsing")).to_contain_text(held.json()["id"][:8])
+    expect(page.locator("#challenges-chart-title")).to_have_count(1)
+    screenshot(page, "dashboard-challenges")
+    assert pending["status"] == "requires_action"
+
+
 def test_an_operator_resolves_a_manual_review_from_the_dashboard(
     stack: Stack, sim: httpx.Client, page: Page
 ) -> None:

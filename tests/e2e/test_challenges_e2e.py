@@ -167,3 +167,25 @@ def test_a_lost_webhook_is_settled_by_the_workers_inquiry(stack: Stack, sim: htt
     assert psp_payment(stack, order["id"])["status"] == "authorized"
     assert final["attempts"][0]["status"] == "authorized"
     assert sim.get("/_control/faults").json()["injected"].get("lost_webhook", 0) >= 1
+
+
+def test_a_hold_that_lapses_is_recorded_released_and_refused_for_capture(
+    stack: Stack, sim: httpx.Client
+) -> None:
+    stack.faults(hold_lifetime_s=1.5)
+    body = CART | {"payment_method": "pm_card_visa", "capture_method": "manual"}
+    placed = stack.api.post(
+        "/v1/checkouts", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    order = placed.json()
+    assert order["status"] == "authorized" and order["attempts"][0]["authorization_expires_at"]
+    final = stack.wait_for(
+        order["id"], lambda o: o["status"] == "expired" and o["attempts"][0]["status"] == "voided"
+    )
+    assert final["attempts"][0]["failure_code"] == "authorization_expired"
+    history = types(stack, order["id"])
+    assert history.index("HoldLapsed") < history.index("VoidRequested") < history.index("Voided")
+    refused = stack.api.post(f"/v1/payment-orders/{order['id']}/capture", json={})
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("authorization_expired"), refused.json()
+    assert psp_payment(stack, order["id"])["status"] == "voided"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from domain.cart import Checkout, LineItem
 from domain.order import PaymentOrder
@@ -23,7 +24,7 @@ def placed(capture_method: str = "automatic", payment_method: str = "pm_card_vis
     return order
 
 
-def answer(status: PSPStatus, amount: int = 2550, **extra: str) -> PSPResult:
+def answer(status: PSPStatus, amount: int = 2550, **extra: Any) -> PSPResult:
     return PSPResult("pay_1", status, amount, "EUR", **extra)
 
 
