@@ -139,7 +139,8 @@ def _wait_for_quiet(stack: ChaosStack, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         orders = invariants.load_orders(stack.database_url, stack.schema)
         busy = [o for o in orders.values() if o["status"] in invariants.SETTLED_ENOUGH]
-        if not busy and _projected(stack) and not _deliveries_pending(stack):
+        quiet = not _deliveries_pending(stack) and not _work_pending(stack)
+        if not busy and _projected(stack) and quiet:
             return
         time.sleep(1.0)
 
@@ -148,6 +149,14 @@ def _deliveries_pending(stack: ChaosStack) -> int:
     deliveries = f'"{stack.schema}".webhook_deliveries'
     with invariants.connect(stack.database_url) as conn:
         row = conn.execute(f"SELECT COUNT(*) FROM {deliveries} WHERE status = 'pending'").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def _work_pending(stack: ChaosStack) -> int:
+    """Work the worker still owes (compensations, inquiries), holds lapsing days away aside."""
+    queue = f'"{stack.schema}".work_queue'
+    with invariants.connect(stack.database_url) as conn:
+        row = conn.execute(f"SELECT COUNT(*) FROM {queue} WHERE task != 'lapse'").fetchone()  # noqa: S608
     return int(row[0]) if row else 0
 
 
@@ -171,6 +180,7 @@ def _check(
         invariants.never_charged_twice(payments),
         invariants.no_order_lost(orders, outcomes),
         invariants.charges_belong_to_orders(payments, orders),
+        invariants.closed_orders_keep_nothing(payments, orders),
         invariants.one_order_per_key(outcomes),
         invariants.no_server_errors(responses, storm.outages),
         invariants.audit(audit_report, audit_run.returncode),

@@ -12,7 +12,7 @@ import psycopg
 
 from chaos.workload import Outcome, Responses
 
-SETTLED_ENOUGH = {"processing", "requires_payment_method"}
+SETTLED_ENOUGH = {"processing", "requires_payment_method", "requires_action"}
 """Statuses the system would still change by itself: none may remain once it is quiet."""
 
 
@@ -105,6 +105,29 @@ def charges_belong_to_orders(
             "amounts not reconciled": len(mismatched),
             "examples": (unknown + mismatched)[:5],
         },
+    )
+
+
+CLOSED = {"expired", "canceled", "failed", "refunded"}
+
+
+def closed_orders_keep_nothing(
+    payments: list[dict[str, Any]], orders: dict[str, dict[str, Any]]
+) -> Check:
+    """An order that ended without a sale (a challenge completed too late included) holds
+    no money at the PSP: every authorization released, every capture refunded."""
+    keeping = sorted(
+        {
+            p["reference"]
+            for p in payments
+            if held(p) > 0 and orders.get(p["reference"], {}).get("status") in CLOSED
+        }
+    )
+    closed = sum(1 for o in orders.values() if o["status"] in CLOSED)
+    return Check(
+        "no money kept for an order that ended without a sale",
+        not keeping,
+        {"closed orders": closed, "keeping money": len(keeping), "examples": keeping[:5]},
     )
 
 

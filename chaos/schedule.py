@@ -20,6 +20,10 @@ INTENTS = (
     "refund",
     "duplicate",
     "abandon",
+    "challenge_complete",
+    "challenge_fail",
+    "challenge_abandon",
+    "challenge_late",
 )
 TARGETS = ("api", "worker-0", "worker-1", "projections")
 """Processes the storm may SIGKILL (the simulator stands for the outside world)."""

@@ -88,7 +88,7 @@ class Client:
             order = self.order(order_id)
             if order and order["status"] in wanted:
                 return order
-            if order and order["status"] not in ("processing",):
+            if order and order["status"] not in ("processing", "requires_action"):
                 return None
             time.sleep(0.3)
         return None
@@ -108,10 +108,15 @@ def checkout(client: Client, key: str, **changes: Any) -> str | None:
     return order_id
 
 
+CHALLENGED = "pm_card_threeDSecure2Required"
 SIMULATOR_TOKENS = {
     "decline_then_retry": "pm_card_declined",
     "abandon": "pm_card_declined",
     "processing": "pm_card_processing",
+    "challenge_complete": CHALLENGED,
+    "challenge_fail": CHALLENGED,
+    "challenge_abandon": CHALLENGED,
+    "challenge_late": CHALLENGED,
 }
 """The payment method each story checks out with (others: pm_card_visa), per PSP."""
 
@@ -145,6 +150,36 @@ def _follow_up(client: Client, intent: str, order_id: str, rng: random.Random) -
         client.send("POST", f"{base}/cancel", key)
     elif intent == "refund" and client.await_status(order_id, {"succeeded"}):
         client.send("POST", f"{base}/refunds", key, {"amount": rng.randint(1, 3299)})
+    elif intent.startswith("challenge_"):
+        _answer_challenge(client, intent, order_id)
+
+
+def _answer_challenge(client: Client, intent: str, order_id: str) -> None:
+    """A buyer at their bank's page: completes, fails (then pays with another card), walks
+    away, or completes after the session ended (the order must not keep that money)."""
+    order = client.await_status(order_id, {"requires_action"})
+    if order is None or intent == "challenge_abandon":
+        return
+    url = order["next_action"]["url"]
+    if intent == "challenge_late":
+        client.await_status(order_id, {"expired"}, timeout_s=60)
+    choice = "fail" if intent == "challenge_fail" else "complete"
+    _press(client, f"{url}/{choice}")
+    if intent == "challenge_fail" and client.await_status(order_id, {"requires_payment_method"}):
+        key = str(uuid.uuid4())
+        body = {"payment_method": "pm_card_visa"}
+        client.send("POST", f"/v1/payment-orders/{order_id}/attempts", key, body)
+
+
+def _press(client: Client, url: str) -> None:
+    """Post the buyer's answer to the bank's page (an answer the bank no longer takes is
+    a 4xx, and the end of it)."""
+    for _ in range(5):
+        try:
+            client.http.post(url, follow_redirects=False)
+            return
+        except httpx.TransportError:
+            time.sleep(0.5)
 
 
 def _duplicates(client: Client, outcome: Outcome) -> Outcome:

@@ -33,33 +33,34 @@ def failure_of(event: Any) -> tuple[str, str, int, str, str] | None:
         return (event.kind, kind, event.number, event.code, event.message)
     if kind == "SentToManualReview":
         return (event.kind, kind, event.number, event.reason.split(":", 1)[0], event.reason)
-    if kind == "ChallengeAbandoned":
-        message = "the buyer did not confirm with their bank before the session ended"
-        return ("authorize", kind, event.attempt, "challenge_abandoned", message)
-    if kind == "HoldLapsed":
-        message = "the PSP's hold lapsed before the order was captured"
-        return ("authorize", kind, event.attempt, "authorization_expired", message)
+    if kind in RECORDED:
+        code, message = RECORDED[kind]
+        return ("authorize", kind, event.attempt, code, message)
     return None
+
+
+RECORDED = {
+    "ChallengeAbandoned": (
+        "challenge_abandoned",
+        "the buyer did not confirm with their bank before the session ended",
+    ),
+    "HoldLapsed": ("authorization_expired", "the PSP's hold lapsed before the order was captured"),
+}
+"""Events that are a failure by themselves: their code and message."""
+ASKED = {"ActionRequired": "required", "ChallengeAbandoned": "abandoned"}
+ANSWERED = {"Declined": "failed", "Authorized": "completed", "Captured": "completed"}
 
 
 def challenge_of(event: Any, order: PaymentOrder) -> tuple[int, str] | None:
     """(attempt, required | completed | failed | abandoned) for an event in a challenge's
     life, else None. An attempt was challenged if it ever had a challenge page."""
     kind = type(event).__name__
-    if kind == "ActionRequired":
-        return (event.attempt, "required")
-    if kind == "ChallengeAbandoned":
-        return (event.attempt, "abandoned")
+    if kind in ASKED:
+        return (event.attempt, ASKED[kind])
     attempt = getattr(event, "attempt", None)
-    if attempt is None or getattr(event, "operation", None) is not None:
+    if kind not in ANSWERED or attempt is None or getattr(event, "operation", None) is not None:
         return None
-    if order.attempt(attempt).action_url is None:
-        return None
-    if kind == "Declined":
-        return (attempt, "failed")
-    if kind in ("Authorized", "Captured"):
-        return (attempt, "completed")
-    return None
+    return (attempt, ANSWERED[kind]) if order.attempt(attempt).action_url else None
 
 
 class FailuresProjection(Projection):

@@ -91,3 +91,14 @@ def test_a_failed_audit_fails_the_run() -> None:
     assert invariants.audit({"ok": True, "events": 9, "orders": 3}, 0).ok
     assert not invariants.audit({"ok": False, "violations": ["ledger"]}, 1).ok
     assert not invariants.audit({}, 2).ok
+
+
+def test_money_kept_for_an_order_that_ended_without_a_sale_is_caught() -> None:
+    expired = {"o1": order("expired", "p1", captured=0), "o2": order("expired", "p2", captured=0)}
+    released = [payment("p1", "o1", status="voided"), payment("p2", "o2", status="voided")]
+    assert invariants.closed_orders_keep_nothing(released, expired).ok
+    kept = [payment("p1", "o1", status="voided"), payment("p2", "o2", status="authorized")]
+    check = invariants.closed_orders_keep_nothing(kept, expired)
+    assert not check.ok and check.figures["examples"] == ["o2"]
+    late = [payment("p1", "o1", status="captured")]  # a challenge completed too late, kept
+    assert not invariants.closed_orders_keep_nothing(late, expired).ok
