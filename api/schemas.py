@@ -186,6 +186,16 @@ class AttemptOut(BaseModel):
     """While authorized: when the PSP releases the hold unless it is captured."""
 
 
+class DisputeOut(BaseModel):
+    """A dispute (chargeback) of the order's payment; the order's status does not change."""
+
+    id: str
+    status: Literal["needs_response", "under_review", "won", "lost"]
+    amount: int
+    reason: str
+    evidence_due_by: datetime | None
+
+
 class NextActionOut(BaseModel):
     """What the buyer must do before the payment goes on: confirm with their bank at `url`;
     the PSP then sends them to `return_url`."""
@@ -214,6 +224,8 @@ class OrderOut(BaseModel):
     updated_at: datetime
     version: int
     next_action: NextActionOut | None = None
+    disputes: list[DisputeOut] | None = None
+    """Only for an order that was ever disputed."""
 
 
 class OrdersPage(BaseModel):

@@ -24,6 +24,7 @@ from eventsourcing.utils import Environment, EnvType
 from domain.calls import CallKind, PspCall
 from domain.cart import Checkout
 from domain.clock import Clock, system_clock
+from domain.disputes import DisputeNotice, Liability
 from domain.errors import ConcurrentChange, IdempotencyKeyReused, OrderNotFound
 from domain.order import PaymentOrder
 from domain.psp import (
@@ -71,6 +72,8 @@ class PaymentsConfig:
     (its sender may have died): well past the PSP timeout, so a live sender finishes first."""
     reconcile_after: timedelta = timedelta(hours=1)
     """How long after giving a call up the worker asks the PSP about it one last time."""
+    dispute_liability: Liability = Liability.SELLER
+    """Who bears a lost dispute: the sellers, pro rata, or the platform."""
 
     @property
     def timing(self) -> Timing:
@@ -296,6 +299,16 @@ class PaymentsApp(Application[UUID]):
             return changed
 
         return self.change(order_id, apply)
+
+    def apply_dispute(
+        self, order_id: UUID, event_id: str, attempt: int, notice: DisputeNotice
+    ) -> Written:
+        """Apply a verified notification about a dispute; `result` is True when it changed
+        the order."""
+        liability = self.config.dispute_liability
+        return self.change(
+            order_id, lambda o: o.apply_dispute(event_id, attempt, notice, liability)
+        )
 
     def resolve(self, order_id: UUID, outcome: str, note: str, operator: str) -> Written:
         """An operator's finding for an order in manual review (ops only, audited)."""

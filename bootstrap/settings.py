@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.application import PaymentsConfig
 from bootstrap import failpoints
+from domain.disputes import Liability
 from domain.recovery import RetryPolicy
 
 
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
     """Allow webhook endpoints on loopback or private addresses in production mode (in
     development mode they are always allowed)."""
+    dispute_liability: Literal["seller", "platform"] = "seller"
+    """Who bears a lost dispute: the sellers, pro rata to their shares, or the platform."""
     public_url: str = "http://127.0.0.1:8000"
     """Where buyers reach this service: the default 3-D Secure `return_url` is the buyer's
     status page under it."""
@@ -115,6 +118,7 @@ class Settings(BaseSettings):
             policy=policy,
             stale_after=timedelta(seconds=stale),
             reconcile_after=timedelta(seconds=self.reconcile_after_s),
+            dispute_liability=Liability(self.dispute_liability),
         )
 
     @property

@@ -15,6 +15,10 @@ from domain.cart import SellerShare, shares_from
 
 PSP_RECEIVABLE = "psp_receivable"
 PLATFORM_REVENUE = "platform_revenue"
+PSP_FEES = "psp_fees"
+DISPUTED_FUNDS = "disputed_funds"
+"""Money a buyer's bank took back while a dispute is open (an asset we may win back)."""
+DISPUTE_LOSSES = "dispute_losses"
 
 
 def seller_payable(seller_id: str) -> str:
@@ -36,7 +40,34 @@ def postings_for(event: Any, currency: str) -> list[Posting]:
         return _postings(shares_from(event.allocation), currency, sign=1)
     if kind == "Refunded":
         return _postings(shares_from(event.allocation), currency, sign=-1)
+    if kind == "DisputeOpened":
+        return _nonzero(
+            [
+                Posting(DISPUTED_FUNDS, currency, event.amount),
+                Posting(PSP_FEES, currency, event.fee),
+                Posting(PSP_RECEIVABLE, currency, -(event.amount + event.fee)),
+            ]
+        )
+    if kind == "DisputeClosed":
+        return _dispute_outcome(event, currency)
     return []
+
+
+def _dispute_outcome(event: Any, currency: str) -> list[Posting]:
+    """Won: the PSP gives the money back. Lost: the sellers bear it, pro rata as the event
+    recorded (their payable shrinks), or the platform does (`dispute_losses`)."""
+    release = Posting(DISPUTED_FUNDS, currency, -event.amount)
+    if event.outcome == "won":
+        return _nonzero([Posting(PSP_RECEIVABLE, currency, event.amount), release])
+    shares = shares_from(event.allocation)
+    if shares:
+        bearers = [Posting(seller_payable(s.seller_id), currency, s.gross) for s in shares]
+        return _nonzero([*bearers, release])
+    return _nonzero([Posting(DISPUTE_LOSSES, currency, event.amount), release])
+
+
+def _nonzero(postings: list[Posting]) -> list[Posting]:
+    return [p for p in postings if p.amount]
 
 
 def _postings(shares: tuple[SellerShare, ...], currency: str, sign: int) -> list[Posting]:

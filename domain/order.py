@@ -36,6 +36,15 @@ from domain.cart import (
     split,
     sub_shares,
 )
+from domain.disputes import (
+    OUTCOMES as DISPUTE_OUTCOMES,
+)
+from domain.disputes import (
+    Dispute,
+    DisputeNotice,
+    DisputeStatus,
+    Liability,
+)
 from domain.errors import (
     AuthorizationExpired,
     IdempotencyKeyReused,
@@ -137,6 +146,7 @@ class PaymentOrder(Aggregate):
         self.review: dict[str, Any] | None = None
         self.webhook_ids: set[str] = set()
         self.request_keys: dict[str, str] = {}
+        self.disputes: dict[str, Dispute] = {}
 
     # ----------------------------------------------------------------- derived state
 
@@ -1030,6 +1040,79 @@ class PaymentOrder(Aggregate):
         self, event_id: str, event_type: str, kind: str, number: int, psp_reference: str
     ) -> None:
         self.webhook_ids.add(event_id)
+
+    # ----------------------------------------------------------------- disputes
+
+    def apply_dispute(
+        self, event_id: str, attempt: int, notice: DisputeNotice, liability: Liability
+    ) -> bool:
+        """Record what the PSP says about a dispute of this order's payment, once: opened,
+        then won or lost (a `closed` that overtook its `created` records both). The order's
+        status never changes; the money moves in the ledger."""
+        if event_id in self.webhook_ids:
+            return False
+        if self.attempt(attempt).status != AttemptStatus.CAPTURED:
+            raise InvalidInput("only a captured payment can be disputed", field="payment")
+        if notice.currency != self.currency:
+            raise InvalidInput("the dispute is not in the order's currency", field="currency")
+        changed = False
+        if notice.dispute_id not in self.disputes:
+            if not 1 <= notice.amount <= self.captured_amount:
+                message = f"must be between 1 and the {self.captured_amount} captured"
+                raise InvalidInput(message, field="amount")
+            self._dispute_opened(
+                event_id=event_id,
+                dispute_id=notice.dispute_id,
+                attempt=attempt,
+                amount=notice.amount,
+                fee=notice.fee,
+                reason=notice.reason,
+                evidence_due_by=notice.evidence_due_by,
+            )
+            changed = True
+        dispute = self.disputes[notice.dispute_id]
+        if notice.status in DISPUTE_OUTCOMES and dispute.open:
+            lost_by_sellers = notice.status == DisputeStatus.LOST and liability == Liability.SELLER
+            allocation = shares_to(prorate(self.splits, dispute.amount)) if lost_by_sellers else []
+            self._dispute_closed(
+                event_id=event_id,
+                dispute_id=dispute.id,
+                amount=dispute.amount,
+                outcome=notice.status.value,
+                liability=liability.value,
+                allocation=allocation,
+            )
+            changed = True
+        return changed
+
+    @event("DisputeOpened", topic="PaymentOrder.DisputeOpened")
+    def _dispute_opened(
+        self,
+        event_id: str,
+        dispute_id: str,
+        attempt: int,
+        amount: int,
+        fee: int,
+        reason: str,
+        evidence_due_by: datetime | None,
+    ) -> None:
+        self.webhook_ids.add(event_id)
+        self.disputes[dispute_id] = Dispute(
+            dispute_id, attempt, amount, fee, reason, evidence_due_by
+        )
+
+    @event("DisputeClosed", topic="PaymentOrder.DisputeClosed")
+    def _dispute_closed(
+        self,
+        event_id: str,
+        dispute_id: str,
+        amount: int,
+        outcome: str,
+        liability: str,
+        allocation: list[dict[str, Any]],
+    ) -> None:
+        self.webhook_ids.add(event_id)
+        self.disputes[dispute_id].status = DisputeStatus(outcome)
 
 
 event_names.register_aliases(PaymentOrder)

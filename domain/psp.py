@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from domain.disputes import DisputeNotice
+
 
 class PSPStatus(StrEnum):
     """What the PSP says became of a payment."""
@@ -181,6 +183,8 @@ class Notification:
     event_type: str
     call: tuple[UUID, str, int] | None
     result: PSPResult | None
+    dispute: DisputeNotice | None = None
+    """For a notification about a dispute of the call's payment (then `result` is None)."""
 
 
 class UnverifiedNotification(Exception):

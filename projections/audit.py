@@ -138,7 +138,7 @@ class Auditor:
             models.check_ledger(order_id, ledger, currency, report)
         if "failures" not in held:
             failures = [(p, e) for p, e in history if p <= positions["failures"]]
-            models.check_failures(order_id, failures, report)
+            models.check_failures(order_id, failures, order, report)
 
     def _audit_totals(self, tx: Tx, report: Report) -> None:
         totals: dict[str, int] = defaultdict(int)

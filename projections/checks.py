@@ -13,8 +13,8 @@ from domain.ledger import postings_for
 from domain.order import PaymentOrder
 from domain.worklist import Work
 from projections.base import OrderChange
-from projections.failures import failure_of
-from projections.orders import attempt_rows, order_row
+from projections.failures import challenge_of, failure_of
+from projections.orders import attempt_rows, dispute_rows, order_row
 from projections.report import Report
 
 _SUCCESSES = {"Authorized", "Captured", "Voided", "Refunded"}
@@ -96,6 +96,8 @@ class ReadModels:
     work: dict[str, tuple[float, str]]
     ledger: dict[str, list[tuple[Any, ...]]]
     failures: dict[str, list[tuple[Any, ...]]]
+    disputes: dict[str, list[tuple[Any, ...]]]
+    challenges: dict[str, list[tuple[Any, ...]]]
 
     @classmethod
     def load(cls, db: Database, tx: Tx, order_ids: list[str]) -> ReadModels:
@@ -130,6 +132,22 @@ class ReadModels:
                     "WHERE order_id {fragment} ORDER BY order_id, version"
                 )
             ),
+            disputes=_grouped(
+                [
+                    (r[1], r[0], *r[2:])
+                    for r in rows(
+                        "SELECT dispute_id, order_id, status, amount, currency, reason, "
+                        "evidence_due_by, updated_at FROM dispute_view "
+                        "WHERE order_id {fragment} ORDER BY order_id, dispute_id"
+                    )
+                ]
+            ),
+            challenges=_grouped(
+                rows(
+                    "SELECT order_id, version, attempt, outcome FROM challenge_log "
+                    "WHERE order_id {fragment} ORDER BY order_id, version"
+                )
+            ),
         )
 
     def check_order(self, order_id: UUID, expected: PaymentOrder | None, report: Report) -> None:
@@ -146,6 +164,9 @@ class ReadModels:
             report.violate("order_rows", order_id, "the order_view row differs from the replay")
         if [tuple(r) for r in self.attempts.get(key, [])] != attempt_rows(change):
             report.violate("order_rows", order_id, "the attempt_view rows differ from the replay")
+        disputes = sorted((r[1], r[0], *r[2:]) for r in dispute_rows(change))
+        if [tuple(r) for r in self.disputes.get(key, [])] != disputes:
+            report.violate("order_rows", order_id, "the dispute_view rows differ from the replay")
 
     def check_work(self, order_id: UUID, expected: Work | None, report: Report) -> None:
         report.checked["work_queue"] += 1
@@ -168,15 +189,21 @@ class ReadModels:
         if [tuple(r) for r in self.ledger.get(str(order_id), [])] != expected:
             report.violate("ledger_entries", order_id, "ledger entries differ from the replay")
 
-    def check_failures(self, order_id: UUID, events: list[tuple[int, Any]], report: Report) -> None:
-        expected = []
+    def check_failures(
+        self, order_id: UUID, events: list[tuple[int, Any]], order: PaymentOrder, report: Report
+    ) -> None:
+        expected, challenges = [], []
         for _, event in events:
-            failure = failure_of(event)
-            if failure:
-                expected.append((str(order_id), event.originator_version, *failure))
+            key = (str(order_id), event.originator_version)
+            if failure := failure_of(event):
+                expected.append((*key, *failure))
+            if challenge := challenge_of(event, order):
+                challenges.append((*key, *challenge))
         report.checked["failure_log"] += 1
         if [tuple(r) for r in self.failures.get(str(order_id), [])] != expected:
             report.violate("failure_log", order_id, "the failure log differs from the replay")
+        if [tuple(r) for r in self.challenges.get(str(order_id), [])] != challenges:
+            report.violate("failure_log", order_id, "the challenge log differs from the replay")
 
 
 def compare_balances(tx: Tx, report: Report) -> None:

@@ -82,6 +82,19 @@ def lapsing_holds(db: Database, now: float, within_s: float) -> list[dict[str, A
     return [_order(r) | {"lapses_at": float(r[4])} for r in rows]
 
 
+def open_disputes(db: Database) -> list[dict[str, Any]]:
+    """Disputes waiting for the merchant's evidence or the bank's decision, the most urgent
+    evidence deadline first."""
+    with db.read() as tx:
+        rows = tx.execute(
+            "SELECT dispute_id, order_id, status, amount, currency, reason, evidence_due_by "
+            "FROM dispute_view WHERE status IN ('needs_response', 'under_review') "
+            "ORDER BY evidence_due_by, dispute_id LIMIT 100"
+        )
+    keys = ("dispute_id", "order_id", "status", "amount", "currency", "reason", "due")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
 def psp_health(db: Database, now: float, window_s: float) -> list[dict[str, Any]]:
     """PSP timeouts and errors per minute over the last minutes."""
     with db.read() as tx:

@@ -13,6 +13,7 @@ import orjson
 
 from domain.calls import Attempt
 from domain.cart import LineItem, SellerShare
+from domain.disputes import Dispute
 from domain.order import PaymentOrder
 
 
@@ -37,7 +38,20 @@ def order_document(order: PaymentOrder) -> dict[str, Any]:
     }
     if (next_action := order.next_action) is not None:
         document["next_action"] = next_action  # only while the buyer's bank waits
+    if order.disputes:  # only for orders that were ever disputed
+        document["disputes"] = [_dispute(d) for d in order.disputes.values()]
     return document
+
+
+def _dispute(dispute: Dispute) -> dict[str, Any]:
+    due = dispute.evidence_due_by
+    return {
+        "id": dispute.id,
+        "status": dispute.status.value,
+        "amount": dispute.amount,
+        "reason": dispute.reason,
+        "evidence_due_by": utc(due) if due is not None else None,
+    }
 
 
 def order_json(order: PaymentOrder) -> str:

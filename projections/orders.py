@@ -45,6 +45,19 @@ class OrdersProjection(Projection):
             );
             CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status)
         """,
+        "dispute_view": """
+            CREATE TABLE IF NOT EXISTS {table} (
+                dispute_id TEXT PRIMARY KEY,
+                order_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                amount BIGINT NOT NULL,
+                currency TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                evidence_due_by DOUBLE PRECISION,
+                updated_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, evidence_due_by)
+        """,
     }
 
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
@@ -65,6 +78,13 @@ class OrdersProjection(Projection):
             [row for c in changes for row in attempt_rows(c)],
             "ON CONFLICT (order_id, number) DO UPDATE SET "
             "status = excluded.status, failure_code = excluded.failure_code, "
+            "updated_at = excluded.updated_at",
+        )
+        tx.insert(
+            f"INSERT INTO {self.t('dispute_view')} (dispute_id, order_id, status, amount, "
+            "currency, reason, evidence_due_by, updated_at)",
+            [row for c in changes for row in dispute_rows(c)],
+            "ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, "
             "updated_at = excluded.updated_at",
         )
 
@@ -88,6 +108,25 @@ def order_row(change: OrderChange) -> tuple[Any, ...]:
         order.modified_on.timestamp(),
         order_json(order),
     )
+
+
+def dispute_rows(change: OrderChange) -> list[tuple[Any, ...]]:
+    """The dispute_view rows of an order (none for the many never disputed)."""
+    order = change.order
+    at = order.modified_on.timestamp()
+    return [
+        (
+            d.id,
+            str(order.id),
+            d.status.value,
+            d.amount,
+            order.currency,
+            d.reason,
+            d.evidence_due_by.timestamp() if d.evidence_due_by else None,
+            at,
+        )
+        for d in order.disputes.values()
+    ]
 
 
 def attempt_rows(change: OrderChange) -> list[tuple[Any, ...]]:

@@ -56,6 +56,29 @@ class SimPayment:
     """The challenge page while the payment waits for the buyer (`requires_action`)."""
 
 
+DISPUTE_FEE = 1500
+"""What the simulated PSP charges the merchant per dispute, in minor units."""
+EVIDENCE_WINDOW_S = 7 * 24 * 3600
+
+
+@dataclass
+class SimDispute:
+    """A chargeback: the buyer's bank takes `amount` back until the merchant wins."""
+
+    id: str
+    payment_id: str
+    amount: int
+    reason: str
+    fee: int = DISPUTE_FEE
+    status: str = "needs_response"
+    created_at: float = field(default_factory=time.time)
+    closed_at: float | None = None
+
+    @property
+    def evidence_due_by(self) -> int:
+        return int(self.created_at + EVIDENCE_WINDOW_S)
+
+
 @dataclass
 class Record:
     """One processed request: replays of its key answer with `body`."""
@@ -91,6 +114,7 @@ class SimulatedPSP:
     def __init__(self) -> None:
         self.payments: dict[str, SimPayment] = {}
         self.records: dict[str, Record] = {}
+        self.disputes: dict[str, SimDispute] = {}
 
     def authorize(
         self,
@@ -214,6 +238,32 @@ class SimulatedPSP:
         record.body = _view(payment, "authorize", payment.amount, key)
         return [Notice(f"payment.{final}", payment.id, key, "authorize", record.body)]
 
+    def open_dispute(self, payment_id: str, amount: int | None, reason: str) -> list[Notice]:
+        """The buyer's bank disputes a captured payment (all of what is left, by default)."""
+        payment = self._payment(payment_id, allowed=("captured", "partially_refunded"))
+        left = payment.captured_amount - payment.refunded_amount
+        amount = left if amount is None else amount
+        if not 1 <= amount <= left:
+            raise SimError(400, "invalid_amount", "a dispute is of at most what is captured")
+        dispute = SimDispute(_new_id("dp"), payment.id, amount, reason)
+        self.disputes[dispute.id] = dispute
+        return [self._dispute_notice(dispute, "dispute.created")]
+
+    def resolve_dispute(self, dispute_id: str, outcome: str) -> list[Notice]:
+        """The bank decides: the merchant won (the money comes back) or lost."""
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise SimError(404, "no_such_dispute", "no such dispute")
+        if dispute.status in ("won", "lost"):
+            raise SimError(409, "invalid_state", f"the dispute is {dispute.status}")
+        dispute.status, dispute.closed_at = outcome, time.time()
+        return [self._dispute_notice(dispute, "dispute.closed")]
+
+    def _dispute_notice(self, dispute: SimDispute, kind: str) -> Notice:
+        payment = self.payments[dispute.payment_id]
+        body = dispute_view(dispute, payment)
+        return Notice(kind, payment.id, payment.idempotency_key, "dispute", body)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every payment as the PSP sees it, for double-charge checks."""
         return [asdict(p) for p in self.payments.values()]
@@ -282,6 +332,21 @@ def _view(payment: SimPayment, operation: str, amount: int, key: str) -> dict[st
         "decline_message": payment.decline_message,
         "next_action": _next_action(payment) if status == "requires_action" else None,
         "authorization_expires_at": _hold_end(payment) if status == "authorized" else None,
+    }
+
+
+def dispute_view(dispute: SimDispute, payment: SimPayment) -> dict[str, Any]:
+    return {
+        "id": dispute.id,
+        "object": "dispute",
+        "payment": payment.id,
+        "idempotency_key": payment.idempotency_key,
+        "status": dispute.status,
+        "amount": dispute.amount,
+        "currency": payment.currency,
+        "fee": dispute.fee,
+        "reason": dispute.reason,
+        "evidence_due_by": dispute.evidence_due_by,
     }
 
 

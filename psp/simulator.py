@@ -37,6 +37,17 @@ class PaymentIn(BaseModel):
     return_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
+class DisputeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int | None = Field(default=None, ge=1)
+    reason: str = Field(default="fraudulent", min_length=1, max_length=100)
+
+
+class ResolveDisputeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["won", "lost"]
+
+
 class AmountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: int | None = Field(default=None, ge=1)
@@ -110,6 +121,17 @@ class Simulator:
             if self.webhook_events != "none":
                 self._deliver(notice)
         return self.books.payments[payment_id].return_url
+
+    def disputed(self, step: Callable[[], list[Notice]]) -> Response:
+        """Apply a dispute step to the books and notify it (unless webhooks are off)."""
+        try:
+            notices = step()
+        except SimError as error:
+            return error_response(error.status, error.code, error.message)
+        for notice in notices:
+            if self.webhook_events != "none":
+                self._deliver(notice)
+        return JSONResponse(notices[-1].body)
 
     def _deliver(self, notice: Notice) -> None:
         if self.plan.lost_webhook():
@@ -224,3 +246,13 @@ def _control_routes(app: FastAPI, sim: Simulator) -> None:
     @app.get("/_control/payments")
     async def payments() -> dict[str, Any]:
         return {"payments": sim.books.snapshot()}
+
+    @app.post("/_control/payments/{payment_id}/dispute", status_code=201)
+    async def dispute(payment_id: str, body: DisputeIn) -> Response:
+        """The buyer's bank opens a dispute: `dispute.created` is sent (faults apply)."""
+        return sim.disputed(lambda: sim.books.open_dispute(payment_id, body.amount, body.reason))
+
+    @app.post("/_control/disputes/{dispute_id}/resolve")
+    async def resolve_dispute(dispute_id: str, body: ResolveDisputeIn) -> Response:
+        """The bank decides: `dispute.closed` is sent."""
+        return sim.disputed(lambda: sim.books.resolve_dispute(dispute_id, body.outcome))

@@ -43,6 +43,14 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
             for row in dashboard.lapsing_holds(container.db, now, HOLD_WARNING_S)
         ],
         "hold_warning_s": HOLD_WARNING_S,
+        "disputes": [
+            row
+            | {
+                "amount_text": format_amount(row["amount"], row["currency"]),
+                "left_s": float(row["due"]) - now if row["due"] is not None else None,
+            }
+            for row in dashboard.open_disputes(container.db)
+        ],
         "failures": [_failure(row) for row in data["failures_by_code"]],
         "failures_chart": failures_chart(data["failures_by_hour"], now, window_h),
         "attempts": _attempts(data["attempts_by_status"]),

@@ -51,7 +51,7 @@ def utc(value: datetime | float | str | None) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A short duration in words: `42 s`, `3 min`, `2 h 5 min`."""
+    """A short duration in words: `42 s`, `3 min`, `2 h 5 min`, `6 d 23 h`."""
     if seconds < 10 and seconds != int(seconds):
         return f"{max(0.0, seconds):.1f} s"
     seconds = max(0, int(seconds))
@@ -59,7 +59,9 @@ def duration(seconds: float) -> str:
         return f"{seconds} s"
     if seconds < 3600:
         return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
 
 
 ENV = jinja2.Environment(

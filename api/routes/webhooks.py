@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +19,7 @@ from api.deps import App
 from api.problems import Problem, responses
 from app.application import PaymentsApp
 from domain.calls import CallKind
+from domain.disputes import DisputeNotice
 from domain.errors import OrderNotFound
 from domain.psp import MalformedNotification, Notification, UnverifiedNotification
 
@@ -53,9 +55,15 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         raise Problem(401, "invalid-signature", str(error)) from None
     except MalformedNotification as error:
         raise Problem(400, "malformed-webhook", str(error)) from None
-    if notification.call is None or notification.result is None:
+    if notification.call is None:
         return WebhookAck(status="ignored")
     order_id, kind, number = notification.call
+    if notification.dispute is not None:
+        return await _apply_dispute(
+            app, notification.event_id, order_id, number, notification.dispute
+        )
+    if notification.result is None:
+        return WebhookAck(status="ignored")
     try:
         written = await run_in_threadpool(
             app.apply_webhook,
@@ -66,6 +74,16 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
             number,
             notification.result,
         )
+    except OrderNotFound:
+        return WebhookAck(status="ignored")
+    return WebhookAck(status="applied" if written.result else "duplicate")
+
+
+async def _apply_dispute(
+    app: PaymentsApp, event_id: str, order_id: UUID, attempt: int, dispute: DisputeNotice
+) -> WebhookAck:
+    try:
+        written = await run_in_threadpool(app.apply_dispute, order_id, event_id, attempt, dispute)
     except OrderNotFound:
         return WebhookAck(status="ignored")
     return WebhookAck(status="applied" if written.result else "duplicate")

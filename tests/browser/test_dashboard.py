@@ -122,6 +122,28 @@ def test_the_dashboard_counts_bank_challenges_and_lists_holds_about_to_lapse(
     assert pending["status"] == "requires_action"
 
 
+def test_the_dashboard_lists_open_disputes_by_evidence_deadline(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    paid = checkout(stack, "pm_card_visa").json()
+    payment = paid["attempts"][0]["psp_reference"]
+    opened = sim.post(
+        f"/_control/payments/{payment}/dispute", json={"reason": "product_not_received"}
+    )
+    dispute_id = opened.json()["id"]
+    sign_in(page)
+    page.goto("/dashboard")
+    reload_until(page, lambda: dispute_id in page.locator("#disputes").inner_text())
+    row = page.locator("#disputes tr", has_text=dispute_id)
+    expect(row).to_contain_text("needs response")
+    expect(row).to_contain_text("product_not_received")
+    expect(row).to_contain_text("25.50 EUR")
+    expect(row).to_contain_text("6 d")
+    screenshot(page, "dashboard-disputes")
+    sim.post(f"/_control/disputes/{dispute_id}/resolve", json={"outcome": "won"})
+    reload_until(page, lambda: dispute_id not in page.locator("#disputes").inner_text())
+
+
 def test_an_operator_resolves_a_manual_review_from_the_dashboard(
     stack: Stack, sim: httpx.Client, page: Page
 ) -> None:
