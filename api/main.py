@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from api import openapi, pages, problems
@@ -18,6 +19,7 @@ from api.routes import (
     webhook_endpoints,
     webhooks,
 )
+from api.shedding import LoadShedder
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 
@@ -29,6 +31,8 @@ def create_app(container: Container | None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """The read side's event-loop pool lives as long as the server's loop."""
         if container:
+            threads = to_thread.current_default_thread_limiter()
+            threads.total_tokens = container.settings.http_threads
             await container.db.open_async()
         try:
             yield
@@ -48,6 +52,8 @@ def create_app(container: Container | None) -> FastAPI:
     max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
+    settings = container.settings if container else Settings()
+    api.add_middleware(LoadShedder, limit=settings.max_in_flight)  # outermost: sheds first
     for module in (checkouts, orders, events, webhook_endpoints, webhooks, operations, health):
         api.include_router(module.router)
     pages.install(api)

@@ -29,6 +29,8 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     assert results["context"]["smoke"] is True
     assert results["checkouts"][0]["requests"] > 0
     assert results["stripe_checkouts"]["requests"] > 0
+    assert results["slow_psp_checkouts"]["requests"] > 0
+    assert results["ratios"]["checkouts_300ms_psp_vs_fast_psp"] > 0
     assert results["webhooks"]["delivered"] > 0 and results["webhooks"]["unverified"] == 0
     for figure in (
         "reads",
@@ -45,5 +47,6 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
         "reads_vs_bare_fastapi",
         "catch_up_vs_library_runner",
         "audit_vs_raw_decode",
-    }
+        "checkouts_300ms_psp_vs_fast_psp",
+    }  # (the smoke run has no 256-connection row)
     assert "ratios (target):" in done.stdout

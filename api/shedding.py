@@ -1,0 +1,45 @@
+"""Overload: past what the process can serve, a fast 503 instead of an ever longer queue.
+
+Every API request counts while it is in progress; when `limit` are, the next one is refused
+at once with `503` problem+json `overloaded` and `Retry-After`, before its body is read or
+anything is recorded, so a shed request is never half-done and the requests already
+accepted keep their pace. Health, metrics and the operators' pages are never shed.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import Problem, problem_response
+
+SHED_PREFIXES = ("/v1/", "/status/")
+RETRY_AFTER_S = 1
+
+
+class LoadShedder:
+    """At most `limit` API requests in progress in this process (0: no limit)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self.shed = 0
+        """Requests refused since the process started."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit or not scope["path"].startswith(SHED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.shed += 1
+            detail = f"the service is at capacity; retry after {RETRY_AFTER_S} s"
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            await problem_response(Problem(503, "overloaded", detail, headers=headers))(
+                scope, receive, send
+            )
+            return
+        self.in_flight += 1  # one event loop per process: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
