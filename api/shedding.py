@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.problems import Problem, problem_response
 
 SHED_PREFIXES = ("/v1/", "/status/")
+NEVER_SHED = ("/v1/webhooks/",)
+"""PSP notifications: senders give up after a few tries, and a lost one costs an inquiry."""
 RETRY_AFTER_S = 1
 
 
@@ -27,7 +29,9 @@ class LoadShedder:
         """Requests refused since the process started."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limit or not scope["path"].startswith(SHED_PREFIXES):
+        path = scope.get("path", "")
+        exempt = not path.startswith(SHED_PREFIXES) or path.startswith(NEVER_SHED)
+        if scope["type"] != "http" or not self.limit or exempt:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

@@ -50,6 +50,8 @@ class RecoveryCommands:
         if call.inquiries > seen:
             if found is not None:
                 order.record_result(kind, number, found)
+                if call.awaiting_buyer:  # a challenge learnt here is asked about later too
+                    self.app.recovery.plan(order, call, self.app.clock())
             return False
         return self.app.recovery.after_inquiry(order, call, found, self.app.clock())
 
@@ -80,7 +82,7 @@ class RecoveryCommands:
         """Compensate: give back money captured for an order that closed without it."""
 
         def refund_rest(order: PaymentOrder) -> PspCall:
-            rest = sum(s.gross for s in order.remaining_refundable())
+            rest = order.refundable_amount
             return order.request_refund(rest, self.app.clock(), Purpose.COMPENSATION)
 
         return self._start(order_id, refund_rest)

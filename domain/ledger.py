@@ -54,15 +54,17 @@ def postings_for(event: Any, currency: str) -> list[Posting]:
 
 
 def _dispute_outcome(event: Any, currency: str) -> list[Posting]:
-    """Won: the PSP gives the money back. Lost: the sellers bear it, pro rata as the event
-    recorded (their payable shrinks), or the platform does (`dispute_losses`)."""
+    """Won: the PSP gives the money back. Lost: each seller bears their payout's share, pro
+    rata as the event recorded (their payable shrinks) and the platform its fee's share
+    (`dispute_losses`, as a refund gives the fee back); or the platform bears it all."""
     release = Posting(DISPUTED_FUNDS, currency, -event.amount)
     if event.outcome == "won":
         return _nonzero([Posting(PSP_RECEIVABLE, currency, event.amount), release])
     shares = shares_from(event.allocation)
     if shares:
-        bearers = [Posting(seller_payable(s.seller_id), currency, s.gross) for s in shares]
-        return _nonzero([*bearers, release])
+        bearers = [Posting(seller_payable(s.seller_id), currency, s.payout) for s in shares]
+        fees = Posting(DISPUTE_LOSSES, currency, sum(s.platform_fee for s in shares))
+        return _nonzero([*bearers, fees, release])
     return _nonzero([Posting(DISPUTE_LOSSES, currency, event.amount), release])
 
 

@@ -191,6 +191,17 @@ class PaymentOrder(Aggregate):
         """A request was sent and nothing has been recorded since (its sender may be alive)."""
         return any(c.awaiting_response for c in self.calls())
 
+    @property
+    def disputed_amount(self) -> int:
+        """Money the buyer's bank took back or holds: open and lost disputes."""
+        return sum(d.amount for d in self.disputes.values() if d.status != DisputeStatus.WON)
+
+    @property
+    def refundable_amount(self) -> int:
+        """What a refund may still return: captured, not refunded nor being refunded, and
+        not taken back by a dispute (Stripe refuses refunds of disputed money too)."""
+        return max(0, sum(s.gross for s in self.remaining_refundable()) - self.disputed_amount)
+
     def remaining_refundable(self) -> tuple[SellerShare, ...]:
         """What is captured and not yet refunded (nor being refunded), per seller."""
         pending = [o for o in self.operations if o.kind == CallKind.REFUND and o.in_flight]
@@ -243,7 +254,11 @@ class PaymentOrder(Aggregate):
         """A void of this attempt was refused: the PSP's payment moved on (a challenge the
         buyer completed as the order closed), so inquiries find out what it holds now."""
         return any(
-            o.kind == CallKind.VOID and o.attempt == attempt and o.failed for o in self.operations
+            o.kind == CallKind.VOID
+            and o.attempt == attempt
+            and o.failed
+            and o.failure_code == "not_cancelable"
+            for o in self.operations
         )
 
     @property
@@ -797,7 +812,7 @@ class PaymentOrder(Aggregate):
             raise IllegalTransition(f"a {self.status} order has nothing to refund")
         self.check_nothing_in_flight()
         remaining = self.remaining_refundable()
-        available = sum(s.gross for s in remaining)
+        available = self.refundable_amount
         if not 1 <= amount <= available:
             raise InvalidInput(f"must be between 1 and {available}", field="amount")
         attempt = self._attempt_in(AttemptStatus.CAPTURED)
@@ -1052,13 +1067,15 @@ class PaymentOrder(Aggregate):
         if event_id in self.webhook_ids:
             return False
         if self.attempt(attempt).status != AttemptStatus.CAPTURED:
-            raise InvalidInput("only a captured payment can be disputed", field="payment")
+            # perhaps not yet: our record of the capture may still be on its way (retryable)
+            raise IllegalTransition("the payment is not captured here (yet)")
         if notice.currency != self.currency:
             raise InvalidInput("the dispute is not in the order's currency", field="currency")
         changed = False
         if notice.dispute_id not in self.disputes:
-            if not 1 <= notice.amount <= self.captured_amount:
-                message = f"must be between 1 and the {self.captured_amount} captured"
+            left = self.captured_amount - self.refunded_amount - self.disputed_amount
+            if not 1 <= notice.amount <= left:
+                message = f"must be between 1 and the {left} captured, not refunded nor disputed"
                 raise InvalidInput(message, field="amount")
             self._dispute_opened(
                 event_id=event_id,

@@ -80,6 +80,7 @@ class Recovery:
         if result is None and self._may_resend(order, call, now):
             return True
         self.plan(order, call, now)
+        self._after_void(order, call, now)
         return False
 
     def after_failed_inquiry(

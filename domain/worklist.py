@@ -110,4 +110,4 @@ def _follow_ups(order: PaymentOrder) -> list[Work]:
 
 def _refund_owed(order: PaymentOrder) -> bool:
     """A closed order that still holds captured money gives it back."""
-    return order.status in TERMINAL and order.captured_amount > order.refunded_amount
+    return order.status in TERMINAL and order.refundable_amount > 0

@@ -28,6 +28,7 @@ from domain.psp import (
 )
 
 Text = Annotated[str, Field(min_length=1, max_length=255)]
+UnixTime = Annotated[int, Field(gt=0, lt=253_402_300_800, strict=True)]
 
 
 class Notice(BaseModel):
@@ -49,6 +50,7 @@ class PaymentObject(Notice):
     idempotency_key: Text
     decline_code: Annotated[str, Field(max_length=100)] | None = None
     decline_message: Annotated[str, Field(max_length=500)] | None = None
+    authorization_expires_at: UnixTime | None = None
 
 
 Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
@@ -66,7 +68,7 @@ class DisputeObject(Notice):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     fee: Amount = 0
     reason: Annotated[str, Field(min_length=1, max_length=100)]
-    evidence_due_by: Annotated[int, Field(gt=0, lt=253_402_300_800, strict=True)] | None = None
+    evidence_due_by: UnixTime | None = None
 
 
 class EventData(Notice):
@@ -112,9 +114,14 @@ class SimulatorNotifications(NotificationParser):
             currency=payment.currency,
             decline_code=payment.decline_code,
             decline_message=payment.decline_message,
+            authorization_expires_at=_moment(payment.authorization_expires_at),
         )
         call = parse_psp_key(payment.idempotency_key)
         return Notification(event.id, event.type, call, result)
+
+
+def _moment(seconds: int | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
 
 def _json(body: bytes) -> Any:
@@ -145,7 +152,7 @@ def _dispute(raw: Any) -> Notification:
         currency=dispute.currency,
         fee=dispute.fee,
         reason=dispute.reason,
-        evidence_due_by=datetime.fromtimestamp(due, UTC) if due is not None else None,
+        evidence_due_by=_moment(due),
     )
     call = parse_psp_key(dispute.idempotency_key)
     if call is not None and call[1] != "authorize":

@@ -20,7 +20,7 @@ from api.problems import Problem, responses
 from app.application import PaymentsApp
 from domain.calls import CallKind
 from domain.disputes import DisputeNotice
-from domain.errors import OrderNotFound
+from domain.errors import IllegalTransition, OrderNotFound
 from domain.psp import MalformedNotification, Notification, UnverifiedNotification
 
 router = APIRouter(tags=["webhooks"])
@@ -86,4 +86,7 @@ async def _apply_dispute(
         written = await run_in_threadpool(app.apply_dispute, order_id, event_id, attempt, dispute)
     except OrderNotFound:
         return WebhookAck(status="ignored")
+    except IllegalTransition as error:  # not captured here yet: the PSP sends it again
+        headers = {"Retry-After": "5"}
+        raise Problem(503, "not-ready", error.message, headers=headers) from None
     return WebhookAck(status="applied" if written.result else "duplicate")

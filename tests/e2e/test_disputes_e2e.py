@@ -79,8 +79,9 @@ def test_a_lost_dispute_is_taken_from_the_sellers_pro_rata(stack: Stack, sim: ht
     assert {k: v for k, v in moved.items() if v} == {
         "psp_receivable": -3000,  # the 1500 taken back, and the PSP's 1500 fee
         "psp_fees": 1500,
-        "seller_payable:seller-a": 1000,  # 2000 of the 3000: two thirds of the 1500
-        "seller_payable:seller-b": 500,
+        "seller_payable:seller-a": 900,  # two thirds of the 1500, less the platform's fee
+        "seller_payable:seller-b": 450,
+        "dispute_losses": 150,  # the platform's fee on the 1500
     }
 
 

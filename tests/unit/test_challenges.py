@@ -188,3 +188,12 @@ def test_a_void_overtaken_by_the_buyers_late_completion_fails_and_the_money_is_r
     RECOVERY.after_rejection(order, void, "psp_rejected: HTTP 409: invalid_state", END)
     assert void.failed and void.failure_code == "not_cancelable" and order.review is None
     assert [w.task for w in work_for(order, TIMING)] == [Task.REFUND]
+
+
+def test_a_void_that_found_the_challenge_still_pending_is_sent_again() -> None:
+    order = challenged()
+    order.expire(END)
+    void = order.request_void(1, END)
+    order.record_result(CallKind.VOID, void.number, answer(PSPStatus.REQUIRES_ACTION))
+    assert void.failed and not order.void_refused(1)
+    assert [(w.task, w.number) for w in work_for(order, TIMING)] == [(Task.VOID, 1)]

@@ -10,7 +10,7 @@ import pytest
 
 from domain.calls import CallKind
 from domain.disputes import DisputeNotice, DisputeStatus, Liability
-from domain.errors import InvalidInput
+from domain.errors import IllegalTransition, InvalidInput
 from domain.ledger import (
     DISPUTE_LOSSES,
     DISPUTED_FUNDS,
@@ -91,8 +91,12 @@ def test_a_lost_dispute_is_borne_as_the_setting_said_when_it_closed(liability: L
     order.apply_dispute("evt_2", 1, notice(DisputeStatus.LOST), liability)
     assert replayed(order).disputes["dp_1"].status == DisputeStatus.LOST
     *_, closed = postings(order)
-    if liability == Liability.SELLER:  # pro rata to the sellers' shares of 2000 and 550
-        expected = [(seller_payable("s1"), 2000), (seller_payable("s2"), 550)]
+    if liability == Liability.SELLER:  # each seller their payout's share; the platform its fee
+        expected = [
+            (seller_payable("s1"), 1800),
+            (seller_payable("s2"), 495),
+            (DISPUTE_LOSSES, 255),
+        ]
     else:
         expected = [(DISPUTE_LOSSES, 2550)]
     assert closed == [*expected, (DISPUTED_FUNDS, -2550)]
@@ -133,8 +137,25 @@ def test_a_dispute_we_cannot_book_faithfully_is_refused_and_changes_nothing(
     assert refused.value.field == field and order.version == before
 
 
-def test_only_captured_money_is_disputed() -> None:
+def test_disputed_money_is_not_refunded_too_nor_disputed_twice() -> None:
+    order = paid()
+    order.apply_dispute("evt_1", 1, notice(DisputeStatus.NEEDS_RESPONSE, 2000), Liability.SELLER)
+    assert order.refundable_amount == 550
+    with pytest.raises(InvalidInput):
+        order.request_refund(551, NOW)
+    with pytest.raises(InvalidInput):
+        order.apply_dispute(
+            "evt_2",
+            1,
+            notice(DisputeStatus.NEEDS_RESPONSE, 551, dispute_id="dp_2"),
+            Liability.SELLER,
+        )
+    order.apply_dispute("evt_3", 1, notice(DisputeStatus.WON, 2000), Liability.SELLER)
+    assert order.refundable_amount == 2550  # won back: refundable again
+
+
+def test_a_dispute_of_a_payment_not_captured_here_yet_is_retried_later() -> None:
     order = placed("manual")
     order.record_result(CallKind.AUTHORIZE, 1, answer(PSPStatus.AUTHORIZED))
-    with pytest.raises(InvalidInput):
+    with pytest.raises(IllegalTransition):
         order.apply_dispute("evt_1", 1, notice(DisputeStatus.NEEDS_RESPONSE), Liability.SELLER)
