@@ -27,6 +27,7 @@ from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
 TRIES = 3
@@ -108,3 +109,14 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
     select_events = _fewer_tries(_library(PostgresApplicationRecorder.select_events))
     select_notifications = _fewer_tries(_library(PostgresApplicationRecorder.select_notifications))
     max_notification_id = _fewer_tries(_library(PostgresApplicationRecorder.max_notification_id))
+
+
+class ReconciliationSQLiteRecorder(SQLiteApplicationRecorder):
+    """On SQLite the library stores every application in one `stored_events` table; the
+    settlement batches get a table of their own, as on PostgreSQL (`reconciliation_events`),
+    so the order log never sees them."""
+
+    def __init__(
+        self, datastore: SQLiteDatastore, events_table_name: str = "reconciliation_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name)

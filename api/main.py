@@ -16,6 +16,7 @@ from api.routes import (
     health,
     operations,
     orders,
+    reconciliation,
     webhook_endpoints,
     webhooks,
 )
@@ -54,7 +55,16 @@ def create_app(container: Container | None) -> FastAPI:
     api.add_middleware(InputGuard)
     settings = container.settings if container else Settings()
     api.add_middleware(LoadShedder, limit=settings.max_in_flight)  # outermost: sheds first
-    for module in (checkouts, orders, events, webhook_endpoints, webhooks, operations, health):
+    for module in (
+        checkouts,
+        orders,
+        events,
+        webhook_endpoints,
+        webhooks,
+        operations,
+        reconciliation,
+        health,
+    ):
         api.include_router(module.router)
     pages.install(api)
     return api

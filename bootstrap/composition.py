@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
 
 from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
@@ -21,6 +23,7 @@ from adapters.psp.stripe import StripePSP
 from adapters.psp.stripe_notifications import StripeNotifications
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
+from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
 from bootstrap.settings import Settings
@@ -51,6 +54,16 @@ class Container:
     stuck_after_s: float = 30.0
     """How long the in-process projection runner may go without completing a batch (or
     finding the log caught up) before the health check calls it stuck."""
+
+    @cached_property
+    def reconciliation(self) -> ReconciliationApp:
+        """Settlement batches and their breaks, in their own table (created on first use)."""
+        env = self.settings.event_store_env(create_tables=True)
+        env.pop("APPLICATION_RECORDER_TOPIC", None)  # the library's recorder, its own table
+        if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+            env["APPLICATION_RECORDER_TOPIC"] = "adapters.event_store:ReconciliationSQLiteRecorder"
+        late_after = timedelta(seconds=self.settings.settlement_grace_s)
+        return ReconciliationApp(env, self.app, late_after)
 
     def projections_stuck(self) -> float | None:
         """Seconds since the in-process runner last made progress, if that is too long
@@ -87,6 +100,8 @@ class Container:
         if isinstance(self.psp, MeteredPSP):
             self.psp.close()
         self.outbound.close()
+        if "reconciliation" in self.__dict__:
+            self.reconciliation.close()
         self.app.close()
         self.db.close()
 

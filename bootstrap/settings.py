@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
     """Allow webhook endpoints on loopback or private addresses in production mode (in
     development mode they are always allowed)."""
+    settlement_grace_s: float = Field(default=3 * 24 * 3600, gt=0, le=90 * 24 * 3600)
+    """A charge the PSP settles later than this after its capture is flagged `settled_late`
+    (an auto-fixed break: timing, not money)."""
     dispute_liability: Literal["seller", "platform"] = "seller"
     """Who bears a lost dispute: the sellers, pro rata to their shares, or the platform."""
     public_url: str = "http://127.0.0.1:8000"

@@ -33,6 +33,7 @@ from cli.common import (
     serve_metrics,
 )
 from cli.projections import projections_cli
+from cli.reconcile import reconcile
 from psp.proxy import create_proxy
 from psp.simulator import create_simulator
 
@@ -189,6 +190,7 @@ def _loopback(host: str) -> str:
 
 cli.add_typer(projections_cli, name="projections")
 cli.command()(audit)
+cli.command()(reconcile)
 cli.command()(chaos)
 
 

@@ -48,6 +48,13 @@ class FaultSettings(BaseModel):
     """How long the bank takes to settle a `processing` payment: exactly this long when set,
     otherwise a draw like a webhook delay."""
     hang_ms: int = Field(default=30_000, ge=0, le=600_000)
+    settlement_delay_s: float = Field(default=2 * 24 * 3600, ge=0, le=31 * 24 * 3600)
+    """How long after a balance movement the PSP settles it (then it is in a batch)."""
+    settlement_batch_s: float = Field(default=24 * 3600, gt=0, le=31 * 24 * 3600)
+    """How long a settlement batch is; each closes with one payout per currency."""
+    fee_bps: int = Field(default=140, ge=0, le=10_000)
+    fee_fixed: int = Field(default=25, ge=0, le=1_000_000)
+    """The PSP's fee on each charge: `fee_bps` of it plus `fee_fixed` minor units."""
     hold_lifetime_s: float = Field(default=7 * 24 * 3600, gt=0, le=31 * 24 * 3600)
     """How long an authorization holds the buyer's money before the PSP releases it
     (Stripe's card holds: 7 days). Set for new authorizations."""

@@ -11,8 +11,11 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from psp.settlement import SettlementBooks, charge_fee
 
 DECLINES = {
     "pm_card_declined": ("card_declined", "The card was declined."),
@@ -115,6 +118,9 @@ class SimulatedPSP:
         self.payments: dict[str, SimPayment] = {}
         self.records: dict[str, Record] = {}
         self.disputes: dict[str, SimDispute] = {}
+        self.settlement = SettlementBooks()
+        self.fees: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        """(basis points, fixed) of the fee on a charge, as the controls say now."""
 
     def authorize(
         self,
@@ -145,6 +151,8 @@ class SimulatedPSP:
             hold_lifetime_s=hold_lifetime_s,
         )
         self._decide(payment)
+        if payment.status == "captured":
+            self._charged(payment, payment.amount)
         if payment.status == "requires_action":
             payment.action_url = f"{challenge_base}/challenge/{payment.id}"
         self.payments[payment.id] = payment
@@ -164,6 +172,7 @@ class SimulatedPSP:
         if not 1 <= amount <= payment.amount:
             raise SimError(400, "invalid_amount", "capture amount out of range")
         payment.status, payment.captured_amount = "captured", amount
+        self._charged(payment, amount)
         view = _view(payment, "capture", amount, key)
         return self._record(key, "capture", request | {"payment": payment_id}, payment, view)
 
@@ -197,6 +206,7 @@ class SimulatedPSP:
         payment.status = "refunded" if full else "partially_refunded"
         refund = {"id": _new_id("re"), "amount": amount, "idempotency_key": key}
         payment.refunds.append(refund)
+        self._moved(payment, "refund", refund["id"], -amount)
         view = _view(payment, "refund", amount, key) | {"id": refund["id"], "payment": payment.id}
         view["status"] = "refunded"
         return self._record(key, "refund", request | {"payment": payment_id}, payment, view)
@@ -222,6 +232,19 @@ class SimulatedPSP:
         payment.decline_code, payment.decline_message = AUTHENTICATION_FAILED
         return self._settle(payment, "declined")
 
+    def _charged(self, payment: SimPayment, amount: int) -> None:
+        """Captured money: a charge row, less the PSP's fee, in a settlement batch."""
+        bps, fixed = self.fees()
+        fee = charge_fee(amount, bps, fixed)
+        self._moved(payment, "charge", payment.id, amount, fee)
+
+    def _moved(
+        self, payment: SimPayment, type_: str, reference: str, gross: int, fee: int = 0
+    ) -> None:
+        self.settlement.record(
+            time.time(), type_, reference, payment.reference, payment.currency, gross, fee
+        )
+
     def _lapsed(self, payment: SimPayment) -> bool:
         """An authorization past its hold is released: the payment is voided."""
         until = payment.authorized_until
@@ -233,6 +256,8 @@ class SimulatedPSP:
         """A payment left waiting ends as `final`; its request's record answers inquiries
         with that from now on."""
         _take(payment, final)
+        if final == "captured":
+            self._charged(payment, payment.amount)
         key = payment.idempotency_key
         record = self.records[key]
         record.body = _view(payment, "authorize", payment.amount, key)
@@ -247,6 +272,7 @@ class SimulatedPSP:
             raise SimError(400, "invalid_amount", "a dispute is of at most what is captured")
         dispute = SimDispute(_new_id("dp"), payment.id, amount, reason)
         self.disputes[dispute.id] = dispute
+        self._moved(payment, "dispute", dispute.id, -amount, -dispute.fee)
         return [self._dispute_notice(dispute, "dispute.created")]
 
     def resolve_dispute(self, dispute_id: str, outcome: str) -> list[Notice]:
@@ -257,6 +283,9 @@ class SimulatedPSP:
         if dispute.status in ("won", "lost"):
             raise SimError(409, "invalid_state", f"the dispute is {dispute.status}")
         dispute.status, dispute.closed_at = outcome, time.time()
+        if outcome == "won":
+            payment = self.payments[dispute.payment_id]
+            self._moved(payment, "dispute_reversal", dispute.id, dispute.amount)
         return [self._dispute_notice(dispute, "dispute.closed")]
 
     def _dispute_notice(self, dispute: SimDispute, kind: str) -> Notice:

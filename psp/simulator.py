@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import html
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from psp.fault_http import error_response, fault_control_routes, refuse_before, spoil_after
 from psp.faults import FaultPlan, FaultSettings
+from psp.settlement import Quirk, report_csv
 from psp.sim_state import Notice, Outcome, SimError, SimulatedPSP
 from psp.webhook_sender import WebhookSender
 
@@ -48,6 +51,24 @@ class ResolveDisputeIn(BaseModel):
     outcome: Literal["won", "lost"]
 
 
+class QuirkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Quirk
+    payment: str | None = Field(default=None, min_length=1, max_length=100)
+    """The payment a next_batch or amount_differs quirk concerns."""
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _payment_when_needed(self) -> QuirkIn:
+        if self.kind in ("next_batch", "amount_differs") and self.payment is None:
+            raise ValueError(f"{self.kind} needs the payment it concerns")
+        return self
+
+
+def _moment(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
 class AmountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: int | None = Field(default=None, ge=1)
@@ -57,8 +78,8 @@ class Simulator:
     """The simulator's state, faults and webhook delivery, shared by its routes."""
 
     def __init__(self, sender: WebhookSender, webhooks: Literal["all", "async"]) -> None:
-        self.books = SimulatedPSP()
         self.plan = FaultPlan(FaultSettings())
+        self.books = self._new_books()
         self.sender = sender
         self.webhooks = webhooks
 
@@ -93,8 +114,13 @@ class Simulator:
 
     def reset(self) -> None:
         """`POST /_control/reset`: forget the payments and the faults."""
-        self.books = SimulatedPSP()
         self.plan = FaultPlan(FaultSettings())
+        self.books = self._new_books()
+
+    def _new_books(self) -> SimulatedPSP:
+        books = SimulatedPSP()
+        books.fees = lambda: (self.plan.settings.fee_bps, self.plan.settings.fee_fixed)
+        return books
 
     @property
     def webhook_events(self) -> str:
@@ -246,6 +272,24 @@ def _control_routes(app: FastAPI, sim: Simulator) -> None:
     @app.get("/_control/payments")
     async def payments() -> dict[str, Any]:
         return {"payments": sim.books.snapshot()}
+
+    @app.get("/v1/reports/settlement")
+    async def settlement_report(
+        start: Annotated[datetime, Query(alias="from")], end: Annotated[datetime, Query(alias="to")]
+    ) -> Response:
+        """Every settled row booked in [from, to), closed batches only, as CSV."""
+        settings = sim.plan.settings
+        rows = sim.books.settlement.rows(
+            time.time(), settings.settlement_delay_s, settings.settlement_batch_s
+        )
+        text = report_csv(rows, _moment(start), _moment(end))
+        return Response(text, media_type="text/csv")
+
+    @app.post("/_control/settlement/quirks", status_code=201)
+    async def plant_quirk(body: QuirkIn) -> dict[str, str]:
+        """Plant a quirk real settlement reports have (psp/settlement.py)."""
+        reference = sim.books.settlement.plant(body.kind, time.time(), body.payment, body.currency)
+        return {"kind": body.kind, "reference": reference}
 
     @app.post("/_control/payments/{payment_id}/dispute", status_code=201)
     async def dispute(payment_id: str, body: DisputeIn) -> Response:

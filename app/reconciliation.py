@@ -1,0 +1,158 @@
+"""Reconciliation's application: settlement batches in an event store of their own.
+
+Batches live in their own table (`reconciliation_events`) beside the orders', so the order
+log, its projections and its audit never see them; this application reads them back by
+replaying that log (a few events per batch). Matching reads orders through PaymentsApp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment, EnvType
+
+from app.application import PaymentsApp
+from domain.calls import CallKind
+from domain.errors import InvalidInput, OrderNotFound
+from domain.order import PaymentOrder
+from domain.reconciliation import (
+    OrderFacts,
+    ReportRow,
+    SettlementBatch,
+    batch_id_for,
+    match,
+)
+from domain.statuses import AttemptStatus, OperationStatus
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What one import did: batches new and already known, rows matched, open breaks."""
+
+    new: list[str]
+    known: list[str]
+    rows: int
+    matched: int
+
+
+class ReconciliationApp(Application[UUID]):
+    name = "reconciliation"
+
+    def __init__(self, env: Mapping[str, str], orders: PaymentsApp, late_after: timedelta):
+        self.orders = orders
+        self.late_after = late_after
+        super().__init__(dict(env))
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the settings we pass in: never the process environment behind our back."""
+        return Environment(name, dict(env or {}))
+
+    def import_rows(self, psp: str, rows: list[ReportRow]) -> Imported:
+        """Import a report's rows, batch by batch; a batch seen before changes nothing (and
+        must be the same batch)."""
+        batches: dict[str, list[ReportRow]] = defaultdict(list)
+        for row in rows:
+            batches[row.batch_id].append(row)
+        new, known, matched = [], [], 0
+        for batch_id, batch_rows in batches.items():
+            digest = _digest(batch_rows)
+            existing = self._batch(batch_id_for(psp, batch_id))
+            if existing is not None:
+                existing.check_same(digest)
+                known.append(batch_id)
+                continue
+            facts = self._facts({r.merchant_reference for r in batch_rows})
+            findings = match(batch_rows, facts, self.late_after)
+            batch = SettlementBatch.import_rows(psp, batch_id, digest, batch_rows, findings)
+            try:
+                self.save(batch)
+            except IntegrityError:  # another import got there first: the same batch
+                known.append(batch_id)
+                continue
+            new.append(batch_id)
+            matched += batch.matched
+        return Imported(new, known, len(rows), matched)
+
+    def batches(self) -> list[SettlementBatch]:
+        """Every imported batch, oldest first."""
+        ids = dict.fromkeys(
+            n.originator_id for n in self.recorder.select_notifications(start=None, limit=10**9)
+        )
+        return [self.repository.get(UUID(str(i))) for i in ids]
+
+    def breaks(self, status: str | None = None) -> list[dict[str, Any]]:
+        found = [
+            b | {"batch_id": batch.batch_id, "psp": batch.psp, "row_data": batch.rows[b["row"]]}
+            for batch in self.batches()
+            for b in batch.breaks.values()
+        ]
+        return [b for b in found if status is None or b["status"] == status]
+
+    def resolve_break(self, break_id: str, resolution: str, note: str, operator: str) -> None:
+        """An operator's finding for one break (audited in the batch's events)."""
+        psp, _, rest = break_id.partition(":")
+        batch_id, _, _ = rest.rpartition(":")
+        batch = self._batch(batch_id_for(psp, batch_id)) if batch_id else None
+        if batch is None:
+            raise OrderNotFound("no such break")
+        batch.resolve_break(break_id, resolution, note, operator)
+        self.save(batch)
+
+    def _batch(self, batch_id: UUID) -> SettlementBatch | None:
+        try:
+            batch: SettlementBatch = self.repository.get(batch_id)
+        except AggregateNotFoundError:
+            return None
+        return batch
+
+    def _facts(self, references: set[str]) -> dict[str, OrderFacts | None]:
+        return {ref: self._order_facts(ref) for ref in references if ref}
+
+    def _order_facts(self, reference: str) -> OrderFacts | None:
+        try:
+            events = self.orders.history(UUID(reference))
+        except (ValueError, OrderNotFound, InvalidInput):
+            return None
+        order: PaymentOrder | None = None
+        captured_at: dict[int, datetime] = {}
+        event: Any
+        for event in events:
+            order = event.mutate(order)
+            if type(event).__name__ == "Captured":
+                captured_at.setdefault(event.attempt, event.timestamp)
+        return facts_of(order, captured_at) if order is not None else None
+
+
+def facts_of(order: PaymentOrder, captured_at: dict[int, datetime]) -> OrderFacts:
+    """What matching needs to know of an order."""
+    captures = {
+        a.psp_reference: (order.captured_amount, captured_at[a.number])
+        for a in order.attempts
+        if a.status == AttemptStatus.CAPTURED and a.psp_reference and a.number in captured_at
+    }
+    refunds = {
+        o.psp_reference: o.amount
+        for o in order.operations
+        if o.kind == CallKind.REFUND and o.status == OperationStatus.SUCCEEDED and o.psp_reference
+    }
+    return OrderFacts(
+        currency=order.currency,
+        captures=captures,
+        attempts=frozenset(a.psp_reference for a in order.attempts if a.psp_reference),
+        refunds=refunds,
+        disputes={d.id: (d.amount, d.status.value) for d in order.disputes.values()},
+    )
+
+
+def _digest(rows: list[ReportRow]) -> str:
+    canonical = json.dumps([r.as_dict() for r in rows], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

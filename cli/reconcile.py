@@ -1,0 +1,107 @@
+"""`payments reconcile`: import the PSP's settlement report, match every row, list breaks."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from adapters.settlement_report import MAX_BYTES, InvalidReport, parse
+from bootstrap.settings import Settings
+from cli.common import build_or_exit, load_settings
+from domain.errors import IllegalTransition
+
+DEFAULT_SPAN = timedelta(days=3)
+
+
+def reconcile(
+    file: Annotated[Path | None, typer.Option(help="A settlement report (CSV) to import")] = None,
+    start: Annotated[
+        datetime | None, typer.Option("--from", help="Pull the report from (ISO 8601)")
+    ] = None,
+    end: Annotated[datetime | None, typer.Option("--to", help="...until (ISO 8601)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Import the PSP's settlement report (a file, or pulled from the PSP for the last three
+    days), match every row to our orders and record the breaks; exit 1 while any break is
+    open, 2 when the report cannot be read (nothing is imported then)."""
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        data = file.read_bytes() if file else _pull(settings, start, end)
+        rows = parse(data)
+    except (InvalidReport, OSError, httpx.HTTPError, ValueError) as error:
+        typer.echo(f"cannot reconcile: {error}", err=True)
+        raise typer.Exit(2) from None
+    container = build_or_exit(settings, with_psp=False)
+    try:
+        imported = container.reconciliation.import_rows(settings.psp, rows)
+        open_breaks = container.reconciliation.breaks("open")
+    except IllegalTransition as error:
+        typer.echo(f"cannot reconcile: {error.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    seconds = time.perf_counter() - started
+    result = _result(imported.__dict__, open_breaks, seconds)
+    typer.echo(json.dumps(result, indent=2) if as_json else _text(result))
+    if open_breaks:
+        raise typer.Exit(1)
+
+
+def _pull(settings: Settings, start: datetime | None, end: datetime | None) -> bytes:
+    """The report for [start, end) from the PSP (the simulator's contract)."""
+    if settings.psp != "simulator" or not settings.psp_url:
+        raise ValueError("pulling the report needs PAYMENTS_PSP_URL (the simulator); use --file")
+    end = end or datetime.now(UTC)
+    start = start or end - DEFAULT_SPAN
+    params = {"from": _iso(start), "to": _iso(end)}
+    with httpx.Client(base_url=settings.psp_url, timeout=60) as client:
+        response = client.get("/v1/reports/settlement", params=params)
+        response.raise_for_status()
+        if len(response.content) > MAX_BYTES:
+            raise ValueError("the report is too large")
+        return response.content
+
+
+def _iso(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _result(
+    imported: dict[str, Any], open_breaks: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    by_class: dict[str, int] = {}
+    for found in open_breaks:
+        by_class[found["class"]] = by_class.get(found["class"], 0) + 1
+    return {
+        "batches_new": imported["new"],
+        "batches_already_imported": imported["known"],
+        "rows": imported["rows"],
+        "rows_matched": imported["matched"],
+        "open_breaks_by_class": dict(sorted(by_class.items())),
+        "open_breaks": [
+            {k: found[k] for k in ("id", "class", "kind", "detail")} for found in open_breaks
+        ],
+        "seconds": round(seconds, 3),
+    }
+
+
+def _text(result: dict[str, Any]) -> str:
+    lines = [
+        f"batches imported: {len(result['batches_new'])} new, "
+        f"{len(result['batches_already_imported'])} already imported (unchanged)",
+        f"rows: {result['rows']}, matched in new batches: {result['rows_matched']}",
+        f"open breaks: {sum(result['open_breaks_by_class'].values())} "
+        f"{result['open_breaks_by_class'] or ''}".rstrip(),
+    ]
+    lines += [
+        f"  {b['id']}  {b['class']}  {b['kind']}: {b['detail']}" for b in result["open_breaks"]
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Reconciliation's matching rules, each planted on its own, the batch aggregate, and the
+report reader refusing what it cannot book faithfully."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.settlement_report import InvalidReport, parse
+from domain.errors import IllegalTransition
+from domain.reconciliation import (
+    BreakClass,
+    OrderFacts,
+    ReportRow,
+    SettlementBatch,
+    match,
+)
+
+AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+OPERATOR = BreakClass.NEEDS_OPERATOR
+LATE = timedelta(days=3)
+ORDER = "3f2a9c0e-5b6d-5e1f-8a7b-3c2d1e0f9a8b"
+FACTS = OrderFacts(
+    currency="EUR",
+    captures={"pay_1": (2550, AT - timedelta(hours=1))},
+    attempts=frozenset({"pay_1", "pay_0"}),
+    refunds={"re_1": 500},
+    disputes={"dp_1": (1000, "won"), "dp_2": (300, "needs_response")},
+)
+
+
+def row(
+    kind: str, ref: str, gross: int, fee: int = 0, order: str = ORDER, **kw: object
+) -> ReportRow:
+    fields = {
+        "batch_id": "batch_1",
+        "booked_at": AT,
+        "type": kind,
+        "psp_reference": ref,
+        "merchant_reference": order,
+        "currency": "EUR",
+        "gross": gross,
+        "fee": fee,
+        "net": gross + fee,
+    } | kw
+    return ReportRow(**fields)  # type: ignore[arg-type]
+
+
+def found(rows: list[ReportRow]) -> list[tuple[str, BreakClass | None]]:
+    return [(f.kind, f.klass) for f in match(rows, {ORDER: FACTS}, LATE)]
+
+
+def test_every_row_of_ours_matches() -> None:
+    rows = [
+        row("charge", "pay_1", 2550, -61),
+        row("refund", "re_1", -500),
+        row("dispute", "dp_1", -1000, -1500),
+        row("dispute_reversal", "dp_1", 1000),
+    ]
+    net = sum(r.net for r in rows)
+    rows.append(row("payout", "po_1", -net, order=""))
+    assert found(rows) == [("matched", None)] * 5
+
+
+@pytest.mark.parametrize(
+    ("planted", "kind", "klass"),
+    [
+        (row("charge", "pay_1", 2551, -61), "amount_differs", BreakClass.NEEDS_OPERATOR),
+        (row("charge", "pay_9", 4200), "unknown_payment", BreakClass.UNEXPLAINED),
+        (row("charge", "pay_9", 4200, order="nobody"), "unknown_payment", BreakClass.UNEXPLAINED),
+        (row("charge", "pay_0", 2550), "not_captured_here", BreakClass.NEEDS_OPERATOR),
+        (row("fee", "fee_1", 0, -250, order=""), "fee_only", BreakClass.AUTO_FIXED),
+        (
+            row("charge", "pay_1", 2550, booked_at=AT + timedelta(days=4)),
+            "settled_late",
+            BreakClass.AUTO_FIXED,
+        ),
+        (row("refund", "re_9", -500), "refund_unknown", BreakClass.NEEDS_OPERATOR),
+        (row("refund", "re_1", -499), "amount_differs", BreakClass.NEEDS_OPERATOR),
+        (row("dispute", "dp_9", -700, -1500), "dispute_unknown", BreakClass.NEEDS_OPERATOR),
+        (row("dispute_reversal", "dp_2", 300), "reversal_unexpected", BreakClass.NEEDS_OPERATOR),
+        (
+            row("charge", "pay_1", 2550, currency="USD"),
+            "currency_differs",
+            BreakClass.NEEDS_OPERATOR,
+        ),
+        (row("adjustment", "adj_1", -10, order=""), "adjustment", BreakClass.NEEDS_OPERATOR),
+    ],
+)
+def test_each_planted_difference_is_a_break_of_its_class(
+    planted: ReportRow, kind: str, klass: BreakClass
+) -> None:
+    assert found([planted]) == [(kind, klass)]
+
+
+def test_a_payout_that_is_not_its_batch_is_unexplained() -> None:
+    rows = [row("charge", "pay_1", 2550, -61), row("payout", "po_1", -2480, order="")]
+    assert found(rows)[-1] == ("payout_mismatch", BreakClass.UNEXPLAINED)
+
+
+def test_a_batch_keeps_auto_fixed_breaks_resolved_and_an_operator_resolves_the_rest() -> None:
+    rows = [row("fee", "fee_1", 0, -250, order=""), row("charge", "pay_9", 4200)]
+    findings = match(rows, {ORDER: FACTS}, LATE)
+    batch = SettlementBatch.import_rows("simulator", "batch_1", "d1", rows, findings)
+    assert [b["status"] for b in batch.breaks.values()] == ["resolved", "open"]
+    assert batch.summary()["open_breaks"] == {"unexplained": 1}
+    with pytest.raises(IllegalTransition):
+        batch.check_same("d2")
+    batch.resolve_break("simulator:batch_1:1", "written_off", "a test charge", "ops-1")
+    assert batch.open_breaks() == []
+    with pytest.raises(IllegalTransition):
+        batch.resolve_break("simulator:batch_1:1", "written_off", "again", "ops-1")
+
+
+HEADER = b"batch_id,booked_at,type,psp_reference,merchant_reference,currency,gross,fee,net\n"
+
+
+def test_a_report_reads_back_row_by_row() -> None:
+    rows = parse(HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,EUR,2550,-61,2489\n")
+    assert rows == [ReportRow("batch_1", AT, "charge", "pay_1", "o1", "EUR", 2550, -61, 2489)]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (b"a,b\n", "header"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,EUR,2550,-61,2000\n", "net"),
+        (HEADER + b"batch_1,yesterday,charge,pay_1,o1,EUR,1,0,1\n", "booked_at"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00,charge,pay_1,o1,EUR,1,0,1\n", "booked_at"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,gift,pay_1,o1,EUR,1,0,1\n", "type"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,EUR,1e3,0,1e3\n", "gross"),
+        (
+            HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,EUR,99999999999999999999,0,1\n",
+            "gross",
+        ),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay 1,o1,EUR,1,0,1\n", "psp_reference"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,eur,1,0,1\n", "currency"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_1,o1,EUR,1,0\n", "row"),
+        (HEADER + b"batch_1,2026-11-27T10:00:00Z,charge,pay_\x00,o1,EUR,1,0,1\n", "file"),
+        (HEADER + b"\xff\xfe", "file"),
+    ],
+)
+def test_a_report_we_cannot_book_faithfully_is_refused_whole(data: bytes, field: str) -> None:
+    with pytest.raises(InvalidReport) as refused:
+        parse(data)
+    assert refused.value.field == field
