@@ -130,10 +130,16 @@ def test_decline_then_a_new_attempt_with_another_card(stack: Stack, sim: httpx.C
 
 
 def test_time_travel_rebuilds_the_order_at_each_version(stack: Stack, sim: httpx.Client) -> None:
-    location = stack.api.post("/v1/checkouts", json=CART, headers=key()).headers["Location"]
-    statuses = [stack.api.get(location, params={"version": v}).json()["status"] for v in (1, 2, 3)]
-    assert statuses == ["processing", "processing", "succeeded"]
-    problem(stack.api.get(location, params={"version": 4}), 404)
+    placed = stack.api.post("/v1/checkouts", json=CART, headers=key())
+    location = placed.headers["Location"]
+    last = stack.wait_for(placed.json()["id"], lambda o: o["status"] == "succeeded")["version"]
+    # Placed, AuthorizationRequested, Captured; a PSP slow under load adds a timeout and an
+    # inquiry in between, which the versions show as they happened.
+    versions = range(1, last + 1)
+    statuses = [stack.api.get(location, params={"version": v}).json()["status"] for v in versions]
+    assert statuses[:2] == ["processing", "processing"] and statuses[-1] == "succeeded"
+    assert set(statuses[2:-1]) <= {"processing"} and last >= 3
+    problem(stack.api.get(location, params={"version": last + 1}), 404)
     problem(stack.api.get(location, params={"version": 0}), 422)
 
 
