@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from domain.inputs import ascii_int, unstorable
 from domain.money import MAX_AMOUNT
@@ -37,6 +39,29 @@ class InvalidReport(Exception):
     def __init__(self, line: int, field: str, message: str) -> None:
         super().__init__(f"line {line}, {field}: {message}")
         self.line, self.field, self.message = line, field, message
+
+
+DEFAULT_SPAN = timedelta(days=3)
+
+
+def pull(psp_url: str, start: datetime | None, end: datetime) -> bytes:
+    """The report for [start, end) from a PSP speaking the simulator's contract (start:
+    three days before end)."""
+    if not psp_url:
+        raise ValueError("pulling the report needs PAYMENTS_PSP_URL (the simulator); use --file")
+    start = start or end - DEFAULT_SPAN
+    params = {"from": _iso(start), "to": _iso(end)}
+    with httpx.Client(base_url=psp_url, timeout=60) as client:
+        response = client.get("/v1/reports/settlement", params=params)
+        response.raise_for_status()
+        if len(response.content) > MAX_BYTES:
+            raise ValueError("the report is too large")
+        return response.content
+
+
+def _iso(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse(data: bytes) -> list[ReportRow]:

@@ -32,6 +32,7 @@ from projections.catalog import all_projections
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
 from workers.outbound import OutboundPolicy, OutboundWorker
+from workers.reconcile import ReconcileWorker
 from workers.recovery import RecoveryWorker
 
 
@@ -86,6 +87,10 @@ class Container:
         """Run the recovery worker and the outbound webhook deliveries in this process."""
         self._spawn("worker", lambda: self.worker.run_forever(self.stop))
         self._spawn("outbound", lambda: self.outbound.run_forever(self.stop))
+        settings = self.settings
+        if settings.reconcile_interval_s and settings.psp == "simulator" and settings.psp_url:
+            reconcile = ReconcileWorker(settings, self.reconciliation)
+            self._spawn("reconcile", lambda: reconcile.run_forever(self.stop))
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]

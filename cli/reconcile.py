@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 
-from adapters.settlement_report import MAX_BYTES, InvalidReport, parse
+from adapters.settlement_report import InvalidReport, parse, pull
 from bootstrap.settings import Settings
 from cli.common import build_or_exit, load_settings
 from domain.errors import IllegalTransition
-
-DEFAULT_SPAN = timedelta(days=3)
 
 
 def reconcile(
@@ -55,23 +53,9 @@ def reconcile(
 
 
 def _pull(settings: Settings, start: datetime | None, end: datetime | None) -> bytes:
-    """The report for [start, end) from the PSP (the simulator's contract)."""
-    if settings.psp != "simulator" or not settings.psp_url:
-        raise ValueError("pulling the report needs PAYMENTS_PSP_URL (the simulator); use --file")
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_SPAN
-    params = {"from": _iso(start), "to": _iso(end)}
-    with httpx.Client(base_url=settings.psp_url, timeout=60) as client:
-        response = client.get("/v1/reports/settlement", params=params)
-        response.raise_for_status()
-        if len(response.content) > MAX_BYTES:
-            raise ValueError("the report is too large")
-        return response.content
-
-
-def _iso(moment: datetime) -> str:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if settings.psp != "simulator":
+        raise ValueError("pulling the report from Stripe is not supported yet; use --file")
+    return pull(settings.psp_url or "", start, end or datetime.now(UTC))
 
 
 def _result(

@@ -56,6 +56,7 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "attempts": _attempts(data["attempts_by_status"]),
         "stuck": [_money(row, now) for row in data["stuck_processing"]],
         "review": [_review(container, row, now) for row in data["manual_review"]],
+        "reconciliation": reconciliation_card(container),
         "health_chart": health_chart(health, now),
         "health_rows": health,
         "latency": psp_latency(container.metrics.psp_seconds),
@@ -64,6 +65,35 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "quarantined": quarantine.rows(container.db),
         "endpoints": [endpoint_row(row, now) for row in webhook_store.health(container.db)],
         "failing_after_s": FAILING_AFTER_S,
+    }
+
+
+BREAK_RESOLUTIONS = (
+    ("accepted", "Accepted — the PSP's row is right, nothing to correct"),
+    ("corrected_at_psp", "Corrected at the PSP — it will fix its report"),
+    ("corrected_here", "Corrected here — by a command on the order"),
+    ("written_off", "Written off — not ours, or not worth recovering"),
+)
+"""What an operator may find about a break (api/routes/reconciliation.py's values)."""
+
+
+def reconciliation_card(container: Container) -> dict[str, Any]:
+    """The last imported batch, rows matched, open breaks by class and the break queue."""
+    recon = container.reconciliation
+    batches = recon.batches()
+    by_class: dict[str, int] = defaultdict(int)
+    open_breaks = recon.breaks("open")
+    for found in open_breaks:
+        by_class[found["class"]] += 1
+    last = batches[-1].summary() if batches else None
+    return {
+        "last": last,
+        "batches": len(batches),
+        "rows": sum(len(b.rows) for b in batches),
+        "matched": sum(b.matched for b in batches),
+        "open_by_class": dict(sorted(by_class.items())),
+        "breaks": open_breaks[:100],
+        "resolutions": BREAK_RESOLUTIONS,
     }
 
 

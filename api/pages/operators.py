@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from adapters import revocations
 from api.pages import sessions
-from api.pages.board import board, outcome_choices
+from api.pages.board import BREAK_RESOLUTIONS, board, outcome_choices
 from api.pages.buyer_view import sellers
 from api.pages.rendering import Form, HtmlRoute, Redirect, error_page, redirect, render, same_origin
 from api.pages.text import explain, status_sentence
@@ -148,6 +148,22 @@ def order_page(order_id: str, request: Request, operator: Op, resolved: bool = F
         "resolved": resolved,
     }
     return render("order.html", context)
+
+
+@router.post("/dashboard/reconciliation/breaks/{break_id}/resolve")
+def resolve_break(break_id: str, request: Request, operator: Op, form: Form) -> Response:
+    """Record an operator's finding for a reconciliation break, as the signed-in identity."""
+    if not sessions.csrf_matches(operator, form.get("csrf")) or not same_origin(request):
+        return error_page(403, "This form has expired. Please reload the page and try again.")
+    resolution, note = form.get("resolution", ""), form.get("note", "").strip()
+    if resolution not in dict(BREAK_RESOLUTIONS):
+        return error_page(422, "Please choose what you found.", title="Finding needed")
+    if not note or len(note) > 2000:
+        return error_page(422, "Please write a note of 1 to 2000 characters.", title="Note needed")
+    container_of(request).reconciliation.resolve_break(
+        break_id, resolution, note, operator.client_id
+    )
+    return redirect("/dashboard?break_resolved=true#reconciliation-title")
 
 
 @router.post("/dashboard/orders/{order_id}/resolve")

@@ -3,6 +3,7 @@ trail, and resolving a manual review."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,39 @@ def test_the_dashboard_lists_open_disputes_by_evidence_deadline(
     screenshot(page, "dashboard-disputes")
     sim.post(f"/_control/disputes/{dispute_id}/resolve", json={"outcome": "won"})
     reload_until(page, lambda: dispute_id not in page.locator("#disputes").inner_text())
+
+
+def test_an_operator_resolves_a_reconciliation_break_from_the_dashboard(
+    stack: Stack, sim: httpx.Client, page: Page
+) -> None:
+    sim.put("/_control/faults", json={"settlement_delay_s": 0, "settlement_batch_s": 1})
+    checkout(stack, "pm_card_visa")
+    unknown = sim.post("/_control/settlement/quirks", json={"kind": "unknown_payment"})
+    time.sleep(1.3)  # the batch closes
+    assert stack.run("reconcile").returncode == 1  # an open break
+    sign_in(page)
+    page.goto("/dashboard")
+    expect(page.locator("#reconciliation-summary")).to_contain_text("rows matched")
+    expect(page.locator("#breaks-unexplained")).to_have_text("1")
+    queue = page.locator("article", has_text=unknown.json()["reference"])
+    expect(queue).to_contain_text("unknown payment")
+    screenshot(page, "dashboard-reconciliation")
+    queue.get_by_label("What you found").select_option("written_off")
+    queue.get_by_label("Note (required)").fill("a test charge made by hand at the PSP")
+    queue.get_by_role("button", name="Resolve").click()
+    expect(page.locator("#breaks-empty")).to_be_visible()
+    expect(page.locator("#breaks-unexplained")).to_have_text("0")
+    assert stack.run("reconcile").returncode == 0
+    [resolved] = [
+        b
+        for b in stack.api.get(
+            "/v1/reconciliation/breaks",
+            params={"status": "resolved"},
+            headers={"Authorization": f"Bearer {OPS_KEY}"},
+        ).json()["breaks"]
+        if b["kind"] == "unknown_payment"
+    ]
+    assert resolved["resolution"] == "written_off" and resolved["operator"]
 
 
 def test_an_operator_resolves_a_manual_review_from_the_dashboard(

@@ -149,3 +149,31 @@ def test_a_report_file_we_cannot_read_is_refused_and_imports_nothing(
     assert done.returncode == 2
     assert b"line 3, net: must be gross + fee" in done.stderr
     assert stack.api.get("/v1/reconciliation/batches").json()["batches"] == before
+
+
+def test_the_worker_reconciles_on_its_schedule(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    scheduled = start_stack(
+        request, tmp_path_factory.mktemp("scheduled"), "sqlite", reconcile_interval_s="0.5"
+    )
+    try:
+        scheduled.faults(settlement_delay_s=0, settlement_batch_s=0.5)
+        paid(scheduled)
+        planted = scheduled.simulator.post(
+            "/_control/settlement/quirks", json={"kind": "unknown_payment"}
+        ).json()["reference"]
+        deadline = time.monotonic() + 20
+        found: list[dict[str, Any]] = []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.3)
+            found = scheduled.api.get(
+                "/v1/reconciliation/breaks", params={"status": "open"}
+            ).json()["breaks"]
+        assert [(b["kind"], b["row"]["psp_reference"]) for b in found] == [
+            ("unknown_payment", planted)
+        ]
+        batches = scheduled.api.get("/v1/reconciliation/batches").json()["batches"]
+        assert sum(b["matched"] for b in batches) >= 2  # the order's charge and the payout
+    finally:
+        stop_stack(scheduled)
