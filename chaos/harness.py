@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos import invariants
-from chaos.schedule import Disruption, Schedule, schedule
+from chaos.schedule import SETTLEMENT, Disruption, Schedule, schedule
 from chaos.stack import ChaosStack
 from chaos.workload import Outcome, Responses, run_workload
 
@@ -129,7 +129,8 @@ def _heal(stack: ChaosStack) -> dict[str, int]:
         stack.revive(name)
     with stack.simulator() as sim:
         injected: dict[str, int] = sim.get("/_control/faults").json()["injected"]
-        sim.put("/_control/faults", json={"webhook_events": "all"}).raise_for_status()
+        calm = {"webhook_events": "all"} | SETTLEMENT
+        sim.put("/_control/faults", json=calm).raise_for_status()
     return {k: v for k, v in injected.items() if k != "none"}
 
 
@@ -185,4 +186,13 @@ def _check(
         invariants.no_server_errors(responses, storm.outages),
         invariants.audit(audit_report, audit_run.returncode),
         invariants.webhooks_delivered(stack.public_events(), stack.received()),
+        *([] if stack.localstripe else [_reconciled(stack)]),
     ]
+
+
+def _reconciled(stack: ChaosStack) -> invariants.Check:
+    """The simulator's settlement report of the storm, once its batches closed."""
+    time.sleep(float(SETTLEMENT["settlement_batch_s"]) + 0.5)
+    done = stack.run("reconcile", "--json")
+    report = json.loads(done.stdout or b"{}") if done.returncode in (0, 1) else {}
+    return invariants.reconciled(report, done.returncode)

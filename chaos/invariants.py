@@ -171,6 +171,22 @@ def audit(report: dict[str, Any], returncode: int) -> Check:
     )
 
 
+def reconciled(report: dict[str, Any], returncode: int) -> Check:
+    """The PSP's settlement report of the storm matches our records: no unexplained break
+    (a charge or payout we cannot place); breaks an operator must look at are counted."""
+    by_class = report.get("open_breaks_by_class", {})
+    return Check(
+        "the settlement report reconciles with no unexplained break",
+        returncode in (0, 1) and not by_class.get("unexplained") and bool(report.get("rows")),
+        {
+            "rows": report.get("rows"),
+            "matched": report.get("rows_matched"),
+            "open breaks by class": by_class,
+            "examples": [b["kind"] for b in report.get("open_breaks", [])][:5],
+        },
+    )
+
+
 def webhooks_delivered(events: list[dict[str, Any]], received: dict[str, Any]) -> Check:
     """Every public event reached the receiver at least once, verified, each order's in the
     order they happened (first arrivals)."""

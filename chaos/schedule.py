@@ -66,16 +66,24 @@ def _psp_faults(rng: random.Random, seed: int) -> dict[str, Any]:
     rates = {
         f"{kind}_rate": round(0.30 * w / total, 4) for kind, w in zip(kinds, weights, strict=True)
     }
-    return rates | {
-        "seed": seed,
-        "latency_ms": rng.randint(0, 20),
-        "hang_ms": 2500,
-        "retry_after_s": 1,
-        "duplicate_webhook_rate": round(rng.uniform(0.1, 0.4), 3),
-        "webhook_delay_ms": rng.randint(200, 2000),
-        "amount_mismatch_rate": 0.0,
-        "webhook_events": "all",
-    }
+    return (
+        rates
+        | {
+            "seed": seed,
+            "latency_ms": rng.randint(0, 20),
+            "hang_ms": 2500,
+            "retry_after_s": 1,
+            "duplicate_webhook_rate": round(rng.uniform(0.1, 0.4), 3),
+            "webhook_delay_ms": rng.randint(200, 2000),
+            "amount_mismatch_rate": 0.0,
+            "webhook_events": "all",
+        }
+        | SETTLEMENT
+    )
+
+
+SETTLEMENT = {"settlement_delay_s": 0, "settlement_batch_s": 4}
+"""Batches short enough to close while the storm heals, so its report can be reconciled."""
 
 
 def _disruptions(rng: random.Random, storm_s: float) -> tuple[Disruption, ...]:

@@ -102,3 +102,15 @@ def test_money_kept_for_an_order_that_ended_without_a_sale_is_caught() -> None:
     assert not check.ok and check.figures["examples"] == ["o2"]
     late = [payment("p1", "o1", status="captured")]  # a challenge completed too late, kept
     assert not invariants.closed_orders_keep_nothing(late, expired).ok
+
+
+def test_an_unexplained_settlement_row_fails_the_reconciliation_check() -> None:
+    clean = {"rows": 40, "rows_matched": 40, "open_breaks_by_class": {}, "open_breaks": []}
+    assert invariants.reconciled(clean, 0).ok
+    planted = clean | {
+        "open_breaks_by_class": {"unexplained": 1},
+        "open_breaks": [{"kind": "unknown_payment"}],
+    }
+    check = invariants.reconciled(planted, 1)
+    assert not check.ok and check.figures["examples"] == ["unknown_payment"]
+    assert not invariants.reconciled({}, 2).ok  # a report that could not be read fails too
