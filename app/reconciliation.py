@@ -89,6 +89,14 @@ class ReconciliationApp(Application[UUID]):
         )
         return [self.repository.get(UUID(str(i))) for i in ids]
 
+    def settlement_balances(self) -> dict[tuple[str, str], int]:
+        """Every imported batch's settlement postings, summed by (account, currency)."""
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for batch in self.batches():
+            for posting in batch.postings():
+                totals[posting.account, posting.currency] += posting.amount
+        return dict(totals)
+
     def breaks(self, status: str | None = None) -> list[dict[str, Any]]:
         found = [
             b | {"batch_id": batch.batch_id, "psp": batch.psp, "row_data": batch.rows[b["row"]]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -13,9 +14,11 @@ from rich.progress import Progress
 from adapters.db import STORE_ERRORS
 from bootstrap.composition import Container
 from cli.common import build_or_exit, load_settings
+from domain.reconciliation import SettlementBatch
 from projections.audit import Auditor, summary, to_json
 from projections.documents import order_document
 from projections.log import EventLog
+from projections.report import Report
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
@@ -38,6 +41,7 @@ def audit(
             _audit_one(auditor, order, version, at, as_json)
             return
         report = _with_progress(auditor, container.db, container.runner.log, quiet=as_json)
+        check_settlements(container.reconciliation.batches(), report)
     finally:
         container.close()
     typer.echo(to_json(report) if as_json else summary(report))
@@ -75,6 +79,19 @@ def _audit_one(
         typer.echo(
             f"  v{event.originator_version:<3} {event.timestamp.isoformat()} {type(event).__name__}"
         )
+
+
+def check_settlements(batches: list[SettlementBatch], report: Report) -> None:
+    """Every settled batch's postings (replayed from its events) sum to zero per currency,
+    and count in the replayed ledger, whose total stays zero."""
+    for batch in batches:
+        sums: dict[str, int] = defaultdict(int)
+        for posting in batch.postings():
+            sums[posting.currency] += posting.amount
+            report.ledger[posting.account, posting.currency] += posting.amount
+        report.checked["settlement_posting_sets_zero"] += 1
+        if any(sums.values()):
+            report.violate("settlement_posting_sets_zero", batch.batch_id, f"sums to {dict(sums)}")
 
 
 def _require_tables(container: Container) -> None:

@@ -31,6 +31,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidInput
+from domain.ledger import PSP_FEES, PSP_RECEIVABLE, Posting
+
+BANK_PREFIX = "bank:"
 
 ROW_TYPES = ("charge", "refund", "fee", "dispute", "dispute_reversal", "payout", "adjustment")
 
@@ -168,6 +171,38 @@ def _same(n: int, reported: int, ours: int) -> Finding:
     return Finding(n, "amount_differs", BreakClass.NEEDS_OPERATOR, detail)
 
 
+SETTLEMENT_SUSPENSE = "settlement_suspense"
+"""What the PSP settled that our books cannot place (open or resolved breaks), until the
+operator's correction, elsewhere, brings the books to the PSP's."""
+ALREADY_BOOKED_FEES = frozenset({"dispute"})
+"""Rows whose fee our books took when the event happened (DisputeOpened books its fee)."""
+
+
+def settlement_postings(rows: list[ReportRow], broken: set[int]) -> list[Posting]:
+    """What a settled batch books, summing to zero per currency: the payout to the bank,
+    the PSP's fees not booked yet, and `psp_receivable` cleared by every row our books
+    hold (the rows in `broken` excepted: what they moved goes to `settlement_suspense`)."""
+    postings = []
+    for currency in sorted({r.currency for r in rows}):
+        mine = [(n, r) for n, r in enumerate(rows) if r.currency == currency]
+        paid = -sum(r.net for _, r in mine if r.type == "payout")
+        moved = [(n, r) for n, r in mine if r.type != "payout"]
+        fees = -sum(r.fee for _, r in moved if r.type not in ALREADY_BOOKED_FEES)
+        cleared = sum(
+            r.gross + (r.fee if r.type in ALREADY_BOOKED_FEES else 0)
+            for n, r in moved
+            if n not in broken
+        )
+        suspense = cleared - paid - fees
+        postings += [
+            Posting(BANK_PREFIX + currency, currency, paid),
+            Posting(PSP_FEES, currency, fees),
+            Posting(PSP_RECEIVABLE, currency, -cleared),
+            Posting(SETTLEMENT_SUSPENSE, currency, suspense),
+        ]
+    return [p for p in postings if p.amount]
+
+
 def batch_id_for(psp: str, batch_id: str) -> UUID:
     """One aggregate per PSP batch, whoever imports it first."""
     return uuid5(NAMESPACE_URL, f"payments/settlement-batch/{psp}/{batch_id}")
@@ -256,6 +291,12 @@ class SettlementBatch(Aggregate):
             "note": note,
             "operator": operator,
         }
+
+    def postings(self) -> list[Posting]:
+        """What settling this batch books (derived from its recorded rows and breaks)."""
+        rows = [ReportRow.from_dict(r) for r in self.rows]
+        broken = {b["row"] for b in self.breaks.values() if b["class"] != BreakClass.AUTO_FIXED}
+        return settlement_postings(rows, broken)
 
     def open_breaks(self) -> list[dict[str, Any]]:
         return [b for b in self.breaks.values() if b["status"] == "open"]

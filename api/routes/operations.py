@@ -65,9 +65,18 @@ def failures(
 
 
 @router.get("/v1/ledger/balances", responses=responses(401, 403, 503))
-def balances(caller: OpsCaller, db: Db) -> BalancesOut:
-    """Every account's balance, and per-currency totals (which must be zero)."""
-    accounts = [Balance(**row) for row in dashboard.balances(db)]
+def balances(caller: OpsCaller, db: Db, request: Request) -> BalancesOut:
+    """Every account's balance, settled batches included (`bank:<currency>`, the PSP's fees,
+    what settlement cleared), and per-currency totals (which must be zero)."""
+    rows = dashboard.balances(db)  # in the read model's order; settled accounts after
+    settled = dict(request.app.state.container.reconciliation.settlement_balances())
+    accounts = []
+    for row in rows:
+        key = (row["account"], row["currency"])
+        accounts.append(Balance(**row | {"balance": row["balance"] + settled.pop(key, 0)}))
+    accounts += [
+        Balance(account=a, currency=c, balance=b) for (a, c), b in sorted(settled.items()) if b
+    ]
     totals: dict[str, int] = {}
     for account in accounts:
         totals[account.currency] = totals.get(account.currency, 0) + account.balance

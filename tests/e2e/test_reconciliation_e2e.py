@@ -133,6 +133,14 @@ def test_a_day_reconciles_every_break_found_classified_and_resolved(
     assert stack.order(differing["id"])["captured_amount"] == differing["captured_amount"]
     batches = stack.api.get("/v1/reconciliation/batches").json()["batches"]
     assert batches and all(b["open_breaks"] == {} for b in batches)
+    ledger = stack.api.get("/v1/ledger/balances").json()
+    assert all(total["sum"] == 0 for total in ledger["totals"])
+    balance = {row["account"]: row["balance"] for row in ledger["accounts"]}
+    assert balance["bank:EUR"] > 0 and balance["psp_fees"] > 0
+    # the charge settled at 3001 and the unknown 4200 wait in suspense; nothing else does
+    assert balance["settlement_suspense"] == -(3001 + 4200)
+    audit = json.loads(stack.run("audit", "--json").stdout)
+    assert audit["ok"] and audit["checks"]["settlement_posting_sets_zero"] >= 2
 
 
 def test_a_report_file_we_cannot_read_is_refused_and_imports_nothing(

@@ -9,12 +9,14 @@ import pytest
 
 from adapters.settlement_report import InvalidReport, parse
 from domain.errors import IllegalTransition
+from domain.ledger import Posting
 from domain.reconciliation import (
     BreakClass,
     OrderFacts,
     ReportRow,
     SettlementBatch,
     match,
+    settlement_postings,
 )
 
 AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -145,3 +147,40 @@ def test_a_report_we_cannot_book_faithfully_is_refused_whole(data: bytes, field:
     with pytest.raises(InvalidReport) as refused:
         parse(data)
     assert refused.value.field == field
+
+
+def balances(postings: list[Posting]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for p in postings:
+        totals[p.account] = totals.get(p.account, 0) + p.amount
+    return totals
+
+
+def test_a_matched_batch_pays_the_bank_books_the_fees_and_clears_the_receivable() -> None:
+    rows = [
+        row("charge", "pay_1", 2550, -61),
+        row("refund", "re_1", -500),
+        row("dispute", "dp_1", -1000, -1500),
+        row("fee", "fee_1", 0, -250, order=""),
+    ]
+    rows.append(row("payout", "po_1", -sum(r.net for r in rows), order=""))  # the batch owes 761
+    postings = settlement_postings(rows, broken=set())
+    assert sum(p.amount for p in postings) == 0
+    assert balances(postings) == {
+        "bank:EUR": -761,  # this batch took money from the bank: its payout was negative
+        "psp_fees": 311,  # the charge's fee and the fee-only row; the dispute's was booked
+        "psp_receivable": 450,  # -(2550 - 500 - 2500): what our books already held
+    }
+
+
+def test_what_a_break_moved_waits_in_suspense() -> None:
+    rows = [row("charge", "pay_1", 2550, -61), row("charge", "pay_9", 4200, -84)]
+    rows.append(row("payout", "po_1", -sum(r.net for r in rows), order=""))
+    postings = settlement_postings(rows, broken={1})
+    assert sum(p.amount for p in postings) == 0
+    assert balances(postings) == {
+        "bank:EUR": 6605,
+        "psp_fees": 145,
+        "psp_receivable": -2550,
+        "settlement_suspense": -4200,
+    }
