@@ -19,8 +19,14 @@ log = logging.getLogger("psp.sim.webhooks")
 DELIVERY_TRIES = 8
 
 
+CONCURRENCY = 16
+"""Deliveries in flight at once: a queue feeds this many senders, so a burst of webhooks
+costs timers and queue slots, not a task and a pooled connection each (issue 13)."""
+
+
 class WebhookSender:
-    """Posts notices to the merchant's webhook URL in background tasks."""
+    """Posts notices to the merchant's webhook URL: each copy waits out its delay on a
+    timer, then a bounded set of senders delivers it, retrying on failure."""
 
     def __init__(self, url: str | None, secret: str) -> None:
         self.url = url
@@ -28,6 +34,7 @@ class WebhookSender:
         self.sent = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self._queue: asyncio.Queue[tuple[bytes, str, int]] | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine in the background, keeping a reference until it ends."""
@@ -39,28 +46,42 @@ class WebhookSender:
         """Deliver `copies` identical events (same id), each after its own random delay."""
         if not self.url:
             return
+        event_id = f"evt_{secrets.token_hex(12)}"
         event = {
-            "id": f"evt_{secrets.token_hex(12)}",
+            "id": event_id,
             "type": notice.type,
             "created": int(time.time()),
             "data": {"object": notice.body},
         }
-        for _ in range(copies):
-            self.spawn(self._deliver(event, delay_s()))
-
-    async def _deliver(self, event: dict[str, Any], delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
         body = json.dumps(event).encode()
-        for attempt in range(DELIVERY_TRIES):
+        loop = asyncio.get_running_loop()
+        queue = self._senders()
+        for _ in range(copies):
+            loop.call_later(delay_s(), queue.put_nowait, (body, event_id, 0))
+
+    def _senders(self) -> asyncio.Queue[tuple[bytes, str, int]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            for _ in range(CONCURRENCY):
+                self.spawn(self._deliver_queued(self._queue))
+        return self._queue
+
+    async def _deliver_queued(self, queue: asyncio.Queue[tuple[bytes, str, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            body, event_id, attempt = await queue.get()
             if await self._post(body):
                 self.sent += 1
-                return
-            await asyncio.sleep(min(10.0, 0.25 * 2**attempt))
-        log.warning("gave up delivering webhook %s", event["id"])
+            elif attempt + 1 < DELIVERY_TRIES:
+                retry = (body, event_id, attempt + 1)
+                loop.call_later(min(10.0, 0.25 * 2**attempt), queue.put_nowait, retry)
+            else:
+                log.warning("gave up delivering webhook %s", event_id)
 
     async def _post(self, body: bytes) -> bool:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0)
+            limits = httpx.Limits(max_connections=CONCURRENCY)
+            self._client = httpx.AsyncClient(timeout=5.0, limits=limits)
         headers = {
             "Content-Type": "application/json",
             HEADER: sign(self.secret, body, int(time.time())),
