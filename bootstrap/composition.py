@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -36,6 +37,26 @@ from workers.reconcile import ReconcileWorker
 from workers.recovery import RecoveryWorker
 
 
+class RecentIds:
+    """A bounded set of ids, the oldest forgotten first (thread-safe: the API's threads)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._ids
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._ids[key] = None
+            self._ids.move_to_end(key)
+            while len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+
+
 @dataclass
 class Container:
     """Everything a process needs, built from settings."""
@@ -51,6 +72,9 @@ class Container:
     metrics: Metrics
     outbound: OutboundWorker
     stop: threading.Event = field(default_factory=threading.Event)
+    recent_webhooks: RecentIds = field(default_factory=lambda: RecentIds(50_000))
+    """PSP event ids this process applied (or found duplicate) lately: a copy of one is
+    answered `duplicate` without loading its order."""
     threads: list[threading.Thread] = field(default_factory=list)
     stuck_after_s: float = 30.0
     """How long the in-process projection runner may go without completing a batch (or

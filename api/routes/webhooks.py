@@ -64,6 +64,10 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         )
     if notification.result is None:
         return WebhookAck(status="ignored")
+    seen = request.app.state.container.recent_webhooks
+    key = f"{connector}:{notification.event_id}"
+    if key in seen:  # a copy of an event this process settled: no need to load the order
+        return WebhookAck(status="duplicate")
     try:
         written = await run_in_threadpool(
             app.apply_webhook,
@@ -76,6 +80,7 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         )
     except OrderNotFound:
         return WebhookAck(status="ignored")
+    seen.add(key)
     return WebhookAck(status="applied" if written.result else "duplicate")
 
 
