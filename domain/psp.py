@@ -171,6 +171,11 @@ class PSPPort(ABC):
     def inquire(self, inquiry: Inquiry) -> PSPResult | None:
         """What became of the call; None if it never arrived (or moved no money yet)."""
 
+    def call_of(self, psp_reference: str) -> tuple[UUID, str, int] | None:
+        """Which call of ours (order id, kind, number) created the PSP's payment, for a PSP
+        whose notifications do not say (None: not ours, or not known)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -185,6 +190,9 @@ class Notification:
     result: PSPResult | None
     dispute: DisputeNotice | None = None
     """For a notification about a dispute of the call's payment (then `result` is None)."""
+    payment: str | None = None
+    """The PSP's payment a dispute concerns, when the notification cannot say which call of
+    ours made it (Stripe's disputes): `PSPPort.call_of` finds out."""
 
 
 class UnverifiedNotification(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 
@@ -46,6 +47,9 @@ class MeteredPSP(PSPPort):
 
     def inquire(self, inquiry: Inquiry) -> PSPResult | None:
         return self._measure("inquire", lambda: self.inner.inquire(inquiry))
+
+    def call_of(self, psp_reference: str) -> tuple[UUID, str, int] | None:
+        return self._measure("call_of", lambda: self.inner.call_of(psp_reference))
 
     def _measure(self, operation: str, call: Callable[[], R]) -> R:
         started = time.monotonic()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from uuid import UUID
 
 from stripe import (
     APIConnectionError,
@@ -43,6 +44,7 @@ from stripe.params import (
 )
 
 from domain.currencies import EXPONENTS
+from domain.ids import parse_psp_key
 from domain.inputs import ascii_int, unstorable
 from domain.money import MAX_AMOUNT
 from domain.psp import (
@@ -297,6 +299,17 @@ class StripePSP(PSPPort):
             if (refund.get("metadata") or {}).get("psp_key") == inquiry.idempotency_key:
                 return refund_result(refund, inquiry.currency)
         return None
+
+    def call_of(self, psp_reference: str) -> tuple[UUID, str, int] | None:
+        """The PaymentIntent's metadata names our call (its PSP key)."""
+        if not psp_reference.startswith("pi_"):
+            return None
+        try:
+            intent = self._call(lambda: self.client.v1.payment_intents.retrieve(psp_reference))
+        except PSPRejected:  # no such PaymentIntent (another account's, say): not ours
+            return None
+        key = (intent.get("metadata") or {}).get("psp_key")
+        return parse_psp_key(key) if isinstance(key, str) else None
 
     def _find(self, psp_key: str) -> Any | None:
         """The PaymentIntent that carries our PSP key, if one was created (a lost answer).

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from stripe import SignatureVerificationError, Webhook
 
-from adapters.psp.stripe import map_payment_intent, refund_result
+from adapters.psp.stripe import from_stripe, map_payment_intent, refund_result
+from domain.disputes import DisputeNotice, DisputeStatus
 from domain.ids import parse_psp_key
 from domain.inputs import find_unstorable
 from domain.psp import (
@@ -47,11 +49,60 @@ class StripeNotifications(NotificationParser):
             raise UnverifiedNotification("the Stripe signature does not match") from None
         event = _event(body)
         kind, obj = event["type"], event["data"]["object"]
+        if kind in DISPUTE_EVENTS:
+            return _dispute(event["id"], kind, obj)
         try:
             call, result = _read(kind, obj)
         except PSPOutage:
             raise MalformedNotification("the event holds data we cannot read") from None
         return Notification(event["id"], kind, call, result)
+
+
+DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+DISPUTE_STATUS = {
+    "needs_response": DisputeStatus.NEEDS_RESPONSE,
+    "under_review": DisputeStatus.UNDER_REVIEW,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+}
+"""Stripe's dispute statuses as ours. Inquiries (`warning_*`) take no money and a dispute
+closed by a refund (`charge_refunded`) moves none of its own: both are acknowledged and
+ignored."""
+
+
+def _dispute(event_id: str, kind: str, obj: dict[str, Any]) -> Notification:
+    """A dispute of a PaymentIntent: which call made it is the PaymentIntent's to say."""
+    if obj.get("status") not in DISPUTE_STATUS:
+        return Notification(event_id, kind, None, None)
+    try:
+        status = DISPUTE_STATUS[obj["status"]]
+        currency = _text(obj, "currency", 3).upper()
+        amount = from_stripe(obj.get("amount"), currency)
+        fees = [t.get("fee", 0) for t in obj.get("balance_transactions") or [] if t.get("fee")]
+        fee = from_stripe(sum(fees), currency) if all(type(f) is int for f in fees) else -1
+        due = (obj.get("evidence_details") or {}).get("due_by")
+        notice = DisputeNotice(
+            dispute_id=_text(obj, "id", 255),
+            status=status,
+            amount=amount,
+            currency=currency,
+            fee=fee,
+            reason=_text(obj, "reason", 100),
+            evidence_due_by=datetime.fromtimestamp(due, UTC) if type(due) is int else None,
+        )
+        payment = _text(obj, "payment_intent", 255)
+    except (KeyError, ValueError, TypeError, PSPOutage):
+        raise MalformedNotification("the dispute holds data we cannot read") from None
+    if notice.fee < 0:
+        raise MalformedNotification("the dispute's fee is not an amount")
+    return Notification(event_id, kind, None, None, dispute=notice, payment=payment)
+
+
+def _text(obj: dict[str, Any], field: str, limit: int) -> str:
+    value = obj[field]
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ValueError(field)
+    return value
 
 
 def _event(body: bytes) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from app.application import PaymentsApp
 from domain.calls import CallKind
 from domain.disputes import DisputeNotice
 from domain.errors import IllegalTransition, OrderNotFound
-from domain.psp import MalformedNotification, Notification, UnverifiedNotification
+from domain.psp import MalformedNotification, Notification, PSPOutage, UnverifiedNotification
 
 router = APIRouter(tags=["webhooks"])
 
@@ -55,9 +55,16 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         raise Problem(401, "invalid-signature", str(error)) from None
     except MalformedNotification as error:
         raise Problem(400, "malformed-webhook", str(error)) from None
-    if notification.call is None:
+    call = notification.call
+    if call is None and notification.payment is not None:  # a dispute: whose payment?
+        psp = request.app.state.container.psp
+        try:
+            call = await run_in_threadpool(psp.call_of, notification.payment)
+        except PSPOutage:
+            raise Problem(503, "psp-unavailable", "could not ask the PSP; send it again") from None
+    if call is None:
         return WebhookAck(status="ignored")
-    order_id, kind, number = notification.call
+    order_id, kind, number = call
     if notification.dispute is not None:
         return await _apply_dispute(
             app, notification.event_id, order_id, number, notification.dispute
