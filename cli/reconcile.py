@@ -11,10 +11,13 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from adapters.settlement_report import InvalidReport, parse, pull
+from adapters.psp.stripe import StripePSP
+from adapters.psp.stripe_report import stripe_report
+from adapters.settlement_report import DEFAULT_SPAN, InvalidReport, parse, pull
 from bootstrap.settings import Settings
 from cli.common import build_or_exit, load_settings
 from domain.errors import IllegalTransition
+from domain.psp import PSPOutage, PSPRejected
 
 
 def reconcile(
@@ -33,7 +36,7 @@ def reconcile(
     try:
         data = file.read_bytes() if file else _pull(settings, start, end)
         rows = parse(data)
-    except (InvalidReport, OSError, httpx.HTTPError, ValueError) as error:
+    except (InvalidReport, OSError, httpx.HTTPError, ValueError, PSPRejected) as error:
         typer.echo(f"cannot reconcile: {error}", err=True)
         raise typer.Exit(2) from None
     container = build_or_exit(settings, with_psp=False)
@@ -53,9 +56,20 @@ def reconcile(
 
 
 def _pull(settings: Settings, start: datetime | None, end: datetime | None) -> bytes:
-    if settings.psp != "simulator":
-        raise ValueError("pulling the report from Stripe is not supported yet; use --file")
-    return pull(settings.psp_url or "", start, end or datetime.now(UTC))
+    end = end or datetime.now(UTC)
+    if settings.psp == "stripe":  # its balance transactions, in our columns
+        psp = StripePSP(
+            settings.stripe_secret_key.get_secret_value(),
+            settings.stripe_api_base,
+            settings.psp_timeout_s,
+        )
+        try:
+            return stripe_report(psp, start or end - DEFAULT_SPAN, end)
+        except PSPOutage as error:
+            raise ValueError(f"Stripe did not answer: {error.message}") from None
+        finally:
+            psp.close()
+    return pull(settings.psp_url or "", start, end)
 
 
 def _result(

@@ -1,6 +1,7 @@
-"""Stripe's `charge.dispute.*` webhooks, signed as Stripe signs them, against a real
-PaymentIntent on localstripe (which has no disputes of its own to send): the PaymentIntent's
-metadata says which order and attempt the dispute takes money from."""
+"""Money after the payment through Stripe, on localstripe: `charge.dispute.*` webhooks
+signed as Stripe signs them for a real PaymentIntent (localstripe has no disputes of its own
+to send; the PaymentIntent's metadata says which order and attempt it is), and the balance
+transactions read as a settlement report that reconciles with the orders."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.psp.stripe import StripePSP
+from adapters.psp.stripe_report import stripe_report
+from adapters.settlement_report import parse
 from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap.composition import Container, build
@@ -103,3 +108,27 @@ def test_a_stripe_dispute_is_recorded_on_the_order_its_payment_intent_names(
     malformed = dispute_event(intent, "needs_response")
     malformed["data"]["object"]["amount"] = "1000"
     assert post(url, malformed).status_code == 400
+
+
+def test_stripes_balance_transactions_reconcile_with_the_orders(
+    stripe_api: tuple[str, Container], localstripe: LocalStripe, tmp_path: Any
+) -> None:
+    _, container = stripe_api
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    items = (LineItem("s1", "mug", 1, 2550),)
+    paid = container.app.place_checkout(
+        Checkout("b", "EUR", items, "pm_card_visa", "automatic"),
+        client_id="c1",
+        idempotency_key=str(uuid.uuid4()),
+    ).order
+    refunded = container.app.refund(paid.id, 500, "r1").order
+    assert refunded.status == OrderStatus.PARTIALLY_REFUNDED
+    psp = StripePSP("sk_test_disputes", localstripe.url, 5)
+    try:
+        rows = parse(stripe_report(psp, started, datetime.now(UTC) + timedelta(seconds=1)))
+    finally:
+        psp.close()
+    ours = [r for r in rows if r.merchant_reference == str(paid.id)]
+    assert sorted((r.type, r.gross) for r in ours) == [("charge", 2550), ("refund", -500)]
+    imported = container.reconciliation.import_rows("stripe", ours)
+    assert imported.matched == 2 and container.reconciliation.breaks("open") == []
