@@ -184,16 +184,18 @@ def start_stack(
 def stop_stack(stack: Stack, *, audit: bool = True) -> None:
     """Stop the processes; first prove, with `payments audit`, that everything the module
     did left a store whose read models and ledger equal a replay."""
-    if audit:
-        report = stack.run("audit", "--json")
-        assert report.returncode == 0, (
-            report.stdout.decode()[-3000:] + report.stderr.decode()[-2000:]
-        )
-    stack.api.close()
-    stack.simulator.close()
-    stack.store.close()
-    for process in stack.processes.values():
-        process.stop()
+    try:
+        if audit:
+            report = stack.run("audit", "--json")
+            assert report.returncode == 0, (
+                report.stdout.decode()[-3000:] + report.stderr.decode()[-2000:]
+            )
+    finally:  # a failed audit must not leave the processes running (they hold connections)
+        stack.api.close()
+        stack.simulator.close()
+        stack.store.close()
+        for process in stack.processes.values():
+            process.stop()
 
 
 @pytest.fixture(scope="module", params=STORES)
