@@ -97,16 +97,23 @@ class ReconciliationApp(Application[UUID]):
                 totals[posting.account, posting.currency] += posting.amount
         return dict(totals)
 
-    def breaks(self, status: str | None = None) -> list[dict[str, Any]]:
+    def breaks(
+        self, status: str | None = None, batches: list[SettlementBatch] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every break (of `batches`, when the caller has read them already), with its
+        batch and report row."""
         found = [
-            b | {"batch_id": batch.batch_id, "psp": batch.psp, "row_data": batch.rows[b["row"]]}
-            for batch in self.batches()
+            _located(batch, b)
+            for batch in (self.batches() if batches is None else batches)
             for b in batch.breaks.values()
         ]
         return [b for b in found if status is None or b["status"] == status]
 
-    def resolve_break(self, break_id: str, resolution: str, note: str, operator: str) -> None:
-        """An operator's finding for one break (audited in the batch's events)."""
+    def resolve_break(
+        self, break_id: str, resolution: str, note: str, operator: str
+    ) -> dict[str, Any]:
+        """An operator's finding for one break (audited in the batch's events); the break as
+        it is now."""
         psp, _, rest = break_id.partition(":")
         batch_id, _, _ = rest.rpartition(":")
         batch = self._batch(batch_id_for(psp, batch_id)) if batch_id else None
@@ -114,6 +121,7 @@ class ReconciliationApp(Application[UUID]):
             raise OrderNotFound("no such break")
         batch.resolve_break(break_id, resolution, note, operator)
         self.save(batch)
+        return _located(batch, batch.breaks[break_id])
 
     def _batch(self, batch_id: UUID) -> SettlementBatch | None:
         try:
@@ -138,6 +146,14 @@ class ReconciliationApp(Application[UUID]):
             if type(event).__name__ == "Captured":
                 captured_at.setdefault(event.attempt, event.timestamp)
         return facts_of(order, captured_at) if order is not None else None
+
+
+def _located(batch: SettlementBatch, found: dict[str, Any]) -> dict[str, Any]:
+    return found | {
+        "batch_id": batch.batch_id,
+        "psp": batch.psp,
+        "row_data": batch.rows[found["row"]],
+    }
 
 
 def facts_of(order: PaymentOrder, captured_at: dict[int, datetime]) -> OrderFacts:

@@ -18,9 +18,7 @@ from adapters.db import Database, open_database, postgres_conninfo
 from adapters.listen import listen
 from adapters.outbound import Sender
 from adapters.psp.metered import MeteredPSP
-from adapters.psp.simulator import HttpPSP
 from adapters.psp.simulator_notifications import SimulatorNotifications
-from adapters.psp.stripe import StripePSP
 from adapters.psp.stripe_notifications import StripeNotifications
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
@@ -28,6 +26,7 @@ from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
 from bootstrap.settings import Settings
+from bootstrap.settlement import connector
 from domain.psp import NotificationParser, PSPPort
 from projections.catalog import all_projections
 from projections.log import EventLog
@@ -112,7 +111,7 @@ class Container:
         self._spawn("worker", lambda: self.worker.run_forever(self.stop))
         self._spawn("outbound", lambda: self.outbound.run_forever(self.stop))
         settings = self.settings
-        if settings.reconcile_interval_s and settings.psp == "simulator" and settings.psp_url:
+        if settings.reconcile_interval_s:
             reconcile = ReconcileWorker(settings, self.reconciliation)
             self._spawn("reconcile", lambda: reconcile.run_forever(self.stop))
 
@@ -143,7 +142,7 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     metrics = Metrics()
     psp: PSPPort = NoPSP()
     if with_psp:
-        psp = MeteredPSP(_connector(settings, psp_url), metrics.psp_calls, metrics.psp_seconds)
+        psp = MeteredPSP(connector(settings, psp_url), metrics.psp_calls, metrics.psp_seconds)
     app = PaymentsApp(env, psp=psp, config=config, codec=OrjsonTranscoder)
     app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
     db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
@@ -171,17 +170,3 @@ def _outbound_policy(settings: Settings) -> OutboundPolicy:
         give_up_after_s=settings.outbound_give_up_after_s,
         timeout_s=settings.outbound_timeout_s,
     )
-
-
-def _connector(settings: Settings, psp_url: str | None) -> PSPPort:
-    """The PSP connector PAYMENTS_PSP names. `psp_url` overrides PAYMENTS_PSP_URL (the
-    in-process simulator)."""
-    if settings.psp == "stripe":
-        key = settings.stripe_secret_key.get_secret_value()
-        if not key:
-            raise ValueError("PAYMENTS_STRIPE_SECRET_KEY is required with PAYMENTS_PSP=stripe")
-        return StripePSP(key, settings.stripe_api_base, settings.psp_timeout_s)
-    url = psp_url or settings.psp_url
-    if not url:
-        raise ValueError("no PSP URL: set PAYMENTS_PSP_URL, or run `payments serve` without it")
-    return HttpPSP(url, settings.psp_timeout_s)

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     development mode they are always allowed)."""
     reconcile_interval_s: float = Field(default=0, ge=0, le=31 * 24 * 3600)
     """How often the worker pulls the PSP's settlement report and reconciles it (0: never;
-    run `payments reconcile` from a scheduler instead). Needs the simulator's contract."""
+    run `payments reconcile` from a scheduler instead): the simulator's report, or
+    Stripe's balance transactions."""
     settlement_grace_s: float = Field(default=3 * 24 * 3600, gt=0, le=90 * 24 * 3600)
     """A charge the PSP settles later than this after its capture is flagged `settled_late`
     (an auto-fixed break: timing, not money)."""

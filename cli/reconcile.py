@@ -11,13 +11,11 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from adapters.psp.stripe import StripePSP
-from adapters.psp.stripe_report import stripe_report
-from adapters.settlement_report import DEFAULT_SPAN, InvalidReport, parse, pull
-from bootstrap.settings import Settings
+from adapters.settlement_report import InvalidReport, parse
+from bootstrap.settlement import fetch_report
 from cli.common import build_or_exit, load_settings
 from domain.errors import IllegalTransition
-from domain.psp import PSPOutage, PSPRejected
+from domain.psp import PSPRejected
 
 
 def reconcile(
@@ -34,7 +32,9 @@ def reconcile(
     settings = load_settings()
     started = time.perf_counter()
     try:
-        data = file.read_bytes() if file else _pull(settings, start, end)
+        data = (
+            file.read_bytes() if file else fetch_report(settings, start, end or datetime.now(UTC))
+        )
         rows = parse(data)
     except (InvalidReport, OSError, httpx.HTTPError, ValueError, PSPRejected) as error:
         typer.echo(f"cannot reconcile: {error}", err=True)
@@ -53,23 +53,6 @@ def reconcile(
     typer.echo(json.dumps(result, indent=2) if as_json else _text(result))
     if open_breaks:
         raise typer.Exit(1)
-
-
-def _pull(settings: Settings, start: datetime | None, end: datetime | None) -> bytes:
-    end = end or datetime.now(UTC)
-    if settings.psp == "stripe":  # its balance transactions, in our columns
-        psp = StripePSP(
-            settings.stripe_secret_key.get_secret_value(),
-            settings.stripe_api_base,
-            settings.psp_timeout_s,
-        )
-        try:
-            return stripe_report(psp, start or end - DEFAULT_SPAN, end)
-        except PSPOutage as error:
-            raise ValueError(f"Stripe did not answer: {error.message}") from None
-        finally:
-            psp.close()
-    return pull(settings.psp_url or "", start, end)
 
 
 def _result(

@@ -136,16 +136,12 @@ class Simulator:
 
     async def _resolve_later(self, payment_id: str) -> None:
         await asyncio.sleep(self.plan.processing_delay_s())
-        for notice in self.books.resolve_processing(payment_id):
-            if self.webhook_events != "none":
-                self._deliver(notice)
+        self._notify_later(self.books.resolve_processing(payment_id))
 
     def answer_challenge(self, payment_id: str, *, completed: bool) -> str | None:
         """The buyer's answer to their bank: notify it (faults apply: lost, late, twice) and
         say where the buyer goes next."""
-        for notice in self.books.answer_challenge(payment_id, completed=completed):
-            if self.webhook_events != "none":
-                self._deliver(notice)
+        self._notify_later(self.books.answer_challenge(payment_id, completed=completed))
         return self.books.payments[payment_id].return_url
 
     def disputed(self, step: Callable[[], list[Notice]]) -> Response:
@@ -154,10 +150,15 @@ class Simulator:
             notices = step()
         except SimError as error:
             return error_response(error.status, error.code, error.message)
-        for notice in notices:
-            if self.webhook_events != "none":
-                self._deliver(notice)
+        self._notify_later(notices)
         return JSONResponse(notices[-1].body)
+
+    def _notify_later(self, notices: list[Notice]) -> None:
+        """Results that come after the request (a bank's answer, a dispute): notified
+        unless webhooks are off, whether the simulator sends all events or only these."""
+        if self.webhook_events != "none":
+            for notice in notices:
+                self._deliver(notice)
 
     def _deliver(self, notice: Notice) -> None:
         if self.plan.lost_webhook():

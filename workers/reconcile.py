@@ -8,9 +8,10 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from adapters.settlement_report import parse, pull
+from adapters.settlement_report import parse
 from app.reconciliation import ReconciliationApp
 from bootstrap.settings import Settings
+from bootstrap.settlement import fetch_report
 
 log = logging.getLogger("payments.reconcile")
 
@@ -31,8 +32,7 @@ class ReconcileWorker:
 
     def run_once(self) -> int:
         """Import the report; the number of breaks open afterwards."""
-        url = self.settings.psp_url or ""
-        rows = parse(pull(url, None, datetime.now(UTC)))
+        rows = parse(fetch_report(self.settings, None, datetime.now(UTC)))
         imported = self.reconciliation.import_rows(self.settings.psp, rows)
         open_breaks = len(self.reconciliation.breaks("open"))
         log.info(

@@ -122,7 +122,7 @@ def _redirect_url(intent: Any) -> str | None:
     action = intent.get("next_action") or {}
     if not isinstance(action, dict) or action.get("type") != "redirect_to_url":
         return None
-    url = _checked((action.get("redirect_to_url") or {}).get("url"), 2000)
+    url = checked_text((action.get("redirect_to_url") or {}).get("url"), 2000)
     if not url.startswith(("https://", "http://")):
         raise PSPServerError("Stripe answered with a redirect that is not http(s)", status_code=200)
     return url
@@ -156,19 +156,20 @@ def _result(
 
 def _decline_code(error: Any) -> str:
     code = error.get("decline_code") or error.get("code") or "card_declined"
-    return _checked(code, 100)
+    return checked_text(code, 100)
 
 
 def _text(obj: Any, field: str) -> str:
-    return _checked(obj.get(field), 255)
+    return checked_text(obj.get(field), 255)
 
 
 def _optional_text(obj: Any, field: str) -> str | None:
     value = obj.get(field)
-    return None if value is None else _checked(value, 500)
+    return None if value is None else checked_text(value, 500)
 
 
-def _checked(value: Any, limit: int) -> str:
+def checked_text(value: Any, limit: int) -> str:
+    """Text from Stripe we can store, at most `limit` long; else a malformed answer."""
     if not isinstance(value, str) or not value or len(value) > limit or unstorable(value):
         raise PSPServerError("Stripe answered with a field we cannot store", status_code=200)
     return value

@@ -15,7 +15,7 @@ from typing import Any
 
 from stripe import SignatureVerificationError, Webhook
 
-from adapters.psp.stripe import from_stripe, map_payment_intent, refund_result
+from adapters.psp.stripe import checked_text, from_stripe, map_payment_intent, refund_result
 from domain.disputes import DisputeNotice, DisputeStatus
 from domain.ids import parse_psp_key
 from domain.inputs import find_unstorable
@@ -76,33 +76,26 @@ def _dispute(event_id: str, kind: str, obj: dict[str, Any]) -> Notification:
         return Notification(event_id, kind, None, None)
     try:
         status = DISPUTE_STATUS[obj["status"]]
-        currency = _text(obj, "currency", 3).upper()
+        currency = checked_text(obj.get("currency"), 3).upper()
         amount = from_stripe(obj.get("amount"), currency)
         fees = [t.get("fee", 0) for t in obj.get("balance_transactions") or [] if t.get("fee")]
         fee = from_stripe(sum(fees), currency) if all(type(f) is int for f in fees) else -1
         due = (obj.get("evidence_details") or {}).get("due_by")
         notice = DisputeNotice(
-            dispute_id=_text(obj, "id", 255),
+            dispute_id=checked_text(obj.get("id"), 255),
             status=status,
             amount=amount,
             currency=currency,
             fee=fee,
-            reason=_text(obj, "reason", 100),
+            reason=checked_text(obj.get("reason"), 100),
             evidence_due_by=datetime.fromtimestamp(due, UTC) if type(due) is int else None,
         )
-        payment = _text(obj, "payment_intent", 255)
+        payment = checked_text(obj.get("payment_intent"), 255)
     except (KeyError, ValueError, TypeError, PSPOutage):
         raise MalformedNotification("the dispute holds data we cannot read") from None
     if notice.fee < 0:
         raise MalformedNotification("the dispute's fee is not an amount")
     return Notification(event_id, kind, None, None, dispute=notice, payment=payment)
-
-
-def _text(obj: dict[str, Any], field: str, limit: int) -> str:
-    value = obj[field]
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise ValueError(field)
-    return value
 
 
 def _event(body: bytes) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def reconciliation_card(container: Container) -> dict[str, Any]:
     recon = container.reconciliation
     batches = recon.batches()
     by_class: dict[str, int] = defaultdict(int)
-    open_breaks = recon.breaks("open")
+    open_breaks = recon.breaks("open", batches)
     for found in open_breaks:
         by_class[found["class"]] += 1
     last = batches[-1].summary() if batches else None

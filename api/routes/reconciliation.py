@@ -108,7 +108,6 @@ async def resolve_break(
 ) -> BreakOut:
     """Record an operator's finding for a break (audited with who and why)."""
     operator = f"{body.operator} ({caller.client_id})" if body.operator else caller.client_id
-    app = _app(request)
-    await run_in_threadpool(app.resolve_break, break_id, body.resolution, body.note, operator)
-    [found] = [b for b in await run_in_threadpool(app.breaks) if b["id"] == break_id]
+    resolve = _app(request).resolve_break
+    found = await run_in_threadpool(resolve, break_id, body.resolution, body.note, operator)
     return break_out(found)
