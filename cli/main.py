@@ -59,7 +59,7 @@ def serve(
     recovery worker and the projection runner unless they run as their own processes."""
     settings = _checked_for_serving(load_settings(), host)
     run_migrations(settings)
-    settings = _with_psp(settings, host, port)
+    settings = _with_public_url(_with_psp(settings, host, port), host, port)
     container = build(settings)
     serve_metrics(container, metrics_port, metrics_host)  # this process's worker and runner
     if projections:
@@ -95,6 +95,16 @@ def _with_psp(settings: Settings, host: str, port: int) -> Settings:
     return settings.model_copy(
         update={"psp_url": simulator.url, "webhook_secret": SecretStr(secret)}
     )
+
+
+def _with_public_url(settings: Settings, host: str, port: int) -> Settings:
+    """Without PAYMENTS_PUBLIC_URL, buyers come back from their bank to this server's own
+    address (exported for `--workers` children), not to a default port it may not use."""
+    if "PAYMENTS_PUBLIC_URL" in os.environ:
+        return settings
+    public_url = f"http://{_loopback(host)}:{port}"
+    os.environ["PAYMENTS_PUBLIC_URL"] = public_url
+    return settings.model_copy(update={"public_url": public_url})
 
 
 @cli.command("psp-sim")
