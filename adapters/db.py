@@ -122,6 +122,28 @@ class Database(ABC):
         return f"CAST({column} / {int(seconds)} AS INTEGER) * {int(seconds)}"  # truncates
 
 
+class LoopPool:
+    """An async connection pool for one event loop (a server process's), opened when the
+    loop starts: `current()` is None on any other loop, or before `open`."""
+
+    def __init__(self) -> None:
+        self._pool: AsyncConnectionPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self, **options: Any) -> None:
+        pool = AsyncConnectionPool(open=False, **options)
+        await pool.open(wait=False)
+        self._pool, self._loop = pool, asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        pool, self._pool, self._loop = self._pool, None, None
+        if pool is not None:
+            await pool.close()
+
+    def current(self) -> AsyncConnectionPool | None:
+        return self._pool if self._loop is asyncio.get_running_loop() else None
+
+
 class PostgresDatabase(Database):
     """psycopg 3 with its own small pool; `schema` becomes the search_path.
 
@@ -141,8 +163,7 @@ class PostgresDatabase(Database):
         )
         self.pool.open(wait=False)
         self._async_args: dict[str, Any] = {"conninfo": conninfo, "kwargs": kwargs}
-        self._async_pool: AsyncConnectionPool | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._async = LoopPool()
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -169,18 +190,14 @@ class PostgresDatabase(Database):
 
     async def open_async(self) -> None:
         """Open a pool for `one_async` in the running event loop (an ASGI app's startup)."""
-        pool = AsyncConnectionPool(**self._async_args, min_size=1, max_size=4, open=False)
-        await pool.open(wait=False)
-        self._async_pool, self._async_loop = pool, asyncio.get_running_loop()
+        await self._async.open(**self._async_args, min_size=1, max_size=4)
 
     async def close_async(self) -> None:
-        pool, self._async_pool, self._async_loop = self._async_pool, None, None
-        if pool is not None:
-            await pool.close()
+        await self._async.close()
 
     async def one_async(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        pool = self._async_pool
-        if pool is None or self._async_loop is not asyncio.get_running_loop():
+        pool = self._async.current()
+        if pool is None:
             return await super().one_async(sql, params)
         try:
             return await self._one_async(pool, sql, params)

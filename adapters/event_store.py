@@ -19,16 +19,28 @@ connections a server restart broke are all dropped before the next try.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+import anyio.to_thread
+import psycopg
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
+
+from adapters.db import LoopPool
 
 TRIES = 3
 WAIT_S = 0.2
@@ -63,6 +75,7 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        self._async = LoopPool()
         names = {
             "function": Identifier(INSERT_FUNCTION + "_" + datastore.originator_id_type),
             "schema": Identifier(datastore.schema),
@@ -106,9 +119,65 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
             cursor.execute(self.insert_statement, columns, prepare=True)
             return [row["id"] for row in cursor.fetchall()]
 
+    async def open_async(self, max_size: int) -> None:
+        """A pool for `insert_events_async` in the running event loop (server startup)."""
+        library_kwargs = self.datastore.pool.kwargs
+        assert isinstance(library_kwargs, dict)  # noqa: S101 - the library sets a dict
+        kwargs = {k: v for k, v in library_kwargs.items() if k != "row_factory"}
+        await self._async.open(
+            kwargs=kwargs | {"autocommit": True},
+            min_size=1,
+            max_size=max_size,
+            timeout=self.datastore.pool.timeout,  # as the library's pool: fail, do not hang
+        )
+
+    async def close_async(self) -> None:
+        await self._async.close()
+
+    async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+        """`insert_events` without a thread: the same statement, tries and errors (on a
+        worker thread until `open_async` ran in this loop)."""
+        pool = self._async.current()
+        if pool is None:
+            ids: Sequence[int] = await anyio.to_thread.run_sync(self.insert_events, stored_events)
+            return ids
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        for attempt in range(1, TRIES + 1):
+            try:
+                with _store_errors():
+                    async with pool.connection() as conn, conn.cursor(binary=True) as cursor:
+                        await cursor.execute(self.insert_statement, columns, prepare=True)
+                        return [row[0] for row in await cursor.fetchall()]
+            except (InterfaceError, OperationalError):
+                if attempt == TRIES:
+                    raise
+                await pool.check()
+                await asyncio.sleep(WAIT_S * (0.95 + 0.1 * random.random()))  # noqa: S311
+        raise AssertionError("unreachable")
+
     select_events = _fewer_tries(_library(PostgresApplicationRecorder.select_events))
     select_notifications = _fewer_tries(_library(PostgresApplicationRecorder.select_notifications))
     max_notification_id = _fewer_tries(_library(PostgresApplicationRecorder.max_notification_id))
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """psycopg's errors as the library's (what the application and the API handle)."""
+    try:
+        yield
+    except psycopg.IntegrityError as error:
+        raise IntegrityError(str(error)) from error
+    except psycopg.OperationalError as error:
+        raise OperationalError(str(error)) from error
+    except psycopg.InterfaceError as error:
+        raise InterfaceError(str(error)) from error
+    except psycopg.Error as error:
+        raise PersistenceError(str(error)) from error
 
 
 class ReconciliationSQLiteRecorder(SQLiteApplicationRecorder):

@@ -24,6 +24,10 @@ from api.shedding import LoadShedder
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 
+ASYNC_WRITERS = 8
+"""Connections for the checkouts' event-store writes on the event loop, per process: each
+write is one short round trip, so a few serve hundreds of checkouts at once."""
+
 
 def create_app(container: Container | None) -> FastAPI:
     """The HTTP API over a built container (None only to render the OpenAPI document)."""
@@ -35,11 +39,14 @@ def create_app(container: Container | None) -> FastAPI:
             threads = to_thread.current_default_thread_limiter()
             threads.total_tokens = container.settings.http_threads
             await container.db.open_async()
+            await container.app.open_async(ASYNC_WRITERS)
         try:
             yield
         finally:
             if container:
                 await container.db.close_async()
+                await container.app.close_async()
+                await container.close_async()
 
     api = FastAPI(
         lifespan=lifespan,

@@ -13,11 +13,7 @@ class ThreadedServer:
     """A uvicorn server in a daemon thread; port 0 picks a free port."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
-        options: dict[str, Any] = {
-            "log_config": None,
-            "log_level": None,
-            "lifespan": "off",
-        } | config
+        options: dict[str, Any] = {"log_config": None, "log_level": None} | config
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
         self.host = host

@@ -11,14 +11,22 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from anyio import to_thread
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Recording,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.utils import Environment, EnvType
 
 from domain.calls import CallKind, PspCall
@@ -183,6 +191,49 @@ class PaymentsApp(Application[UUID]):
         A retried key finds the stream already there (the store's uniqueness constraint is
         the idempotency lock) and answers with that order instead.
         """
+        order, attempt = self._placed(checkout, client_id, idempotency_key, return_url)
+        try:
+            self.save_once(order)
+        except IntegrityError:
+            return self._replay(order.id, order.fingerprint)
+        return self.send(order, attempt)
+
+    @property
+    def checkout_async(self) -> bool:
+        """Whether `place_checkout_async` may run: the PSP has an async client."""
+        return self.psp.asynchronous
+
+    async def place_checkout_async(
+        self,
+        checkout: Checkout,
+        *,
+        client_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+    ) -> Written:
+        """`place_checkout` on the server's event loop: the same events, saved and sent in
+        the same order, but no thread waits while the database or the PSP answers, so a
+        process serves as many checkouts at once as its CPU allows, at any PSP latency.
+        The rare paths (a replayed key, a conflicting save) run on a worker thread."""
+        order, call = self._placed(checkout, client_id, idempotency_key, return_url)
+        try:
+            await self._save_once_async(order)
+        except IntegrityError:
+            return await to_thread.run_sync(self._replay, order.id, order.fingerprint)
+        kind, number = call.kind, call.number
+        self.failpoint("before_psp_call")
+        answer = await self._call_psp_async(order, call)
+        self.failpoint("after_psp_call")
+        written = await self._change_async(
+            order, lambda o: self._record_answer(o, o.call(kind, number), answer)
+        )
+        self._log_answer(written, kind, number)
+        return written
+
+    def _placed(
+        self, checkout: Checkout, client_id: str, idempotency_key: str, return_url: str | None
+    ) -> tuple[PaymentOrder, PspCall]:
+        """A new order and its first attempt, not yet saved."""
         now = self.clock()
         order = PaymentOrder.place(
             checkout,
@@ -193,11 +244,94 @@ class PaymentsApp(Application[UUID]):
             session_ttl=self.config.session_ttl,
         )
         attempt = order.request_authorization(checkout.payment_method, now, None, return_url)
+        return order, attempt
+
+    async def _call_psp_async(self, order: PaymentOrder, call: PspCall) -> PspAnswer:
+        """`_call_psp` for an authorization, awaited on the event loop."""
+        started = time.monotonic()
         try:
-            self.save_once(order)
+            return PspAnswer(
+                result=await self.psp.authorize_async(self._authorize_request(order, call))
+            )
+        except PSPOutage as outage:
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            return PspAnswer(outage=outage, elapsed_ms=elapsed_ms)
+        except PSPRejected as rejected:
+            return PspAnswer(rejected=rejected)
+
+    async def _change_async(
+        self, order: PaymentOrder, command: Callable[[PaymentOrder], CommandResult]
+    ) -> Written:
+        """`change` on the event loop, starting from the order in hand."""
+        current: PaymentOrder | None = order
+        for _ in range(CONFLICT_RETRIES):
+            if current is None:
+                current = await to_thread.run_sync(self.get_order, order.id)
+            result = command(current)
+            try:
+                recordings = await self._save_once_async(current)
+            except IntegrityError:
+                current = None
+                continue
+            if recordings:
+                return Written(current, recordings[-1].notification.id, result=result)
+            position = await to_thread.run_sync(self.latest_position)
+            return Written(current, position, result=result)
+        raise ConcurrentChange("the order kept changing under this command; try again")
+
+    async def _save_once_async(self, order: PaymentOrder) -> list[Recording[UUID]]:
+        """`save_once` on the event loop."""
+        pending = [(e.originator_version, e.timestamp) for e in order.pending_events]
+        try:
+            return await self._save_async(order)
         except IntegrityError:
-            return self._replay(order.id, order.fingerprint)
-        return self.send(order, attempt)
+            if not pending or not await to_thread.run_sync(self._stored_as, order.id, pending):
+                raise
+            return []
+
+    async def _save_async(self, order: PaymentOrder) -> list[Recording[UUID]]:
+        """The library's `save` for one aggregate (this application takes no snapshots and
+        caches no aggregates), with the insert awaited instead of blocking."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.collect_events(order)
+        events = processing.events
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        ids = await self._insert_async(stored)
+        recordings = [
+            Recording(
+                event,
+                Notification(
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                    id=notification_id,
+                ),
+            )
+            for event, s, notification_id in zip(events, stored, ids or [], strict=True)
+        ]
+        self._notify(recordings)
+        return recordings
+
+    async def _insert_async(self, stored: list[StoredEvent]) -> Sequence[int] | None:
+        """The recorder's own async insert (PostgreSQL), else its blocking insert on a
+        worker thread (SQLite)."""
+        insert = getattr(self.recorder, "insert_events_async", None)
+        if insert is not None:
+            ids: Sequence[int] = await insert(stored)
+            return ids
+        return await to_thread.run_sync(self.recorder.insert_events, stored)
+
+    async def open_async(self, max_size: int) -> None:
+        """Open what `place_checkout_async` awaits in the running loop (server startup)."""
+        opener = getattr(self.recorder, "open_async", None)
+        if opener is not None:
+            await opener(max_size)
+
+    async def close_async(self) -> None:
+        closer = getattr(self.recorder, "close_async", None)
+        if closer is not None:
+            await closer()
 
     def add_attempt(
         self,
@@ -373,6 +507,11 @@ class PaymentsApp(Application[UUID]):
         written = self.change(
             order.id, lambda o: self._record_answer(o, o.call(kind, number), answer), order
         )
+        self._log_answer(written, kind, number)
+        return written
+
+    @staticmethod
+    def _log_answer(written: Written, kind: CallKind, number: int) -> None:
         settled = written.order.call(kind, number)
         log.info(
             "psp %s %s: %s",
@@ -380,12 +519,11 @@ class PaymentsApp(Application[UUID]):
             number,
             settled.failure_code or getattr(settled, "status", ""),
             extra={
-                "order_id": str(order.id),
+                "order_id": str(written.order.id),
                 "call": f"{kind.value}:{number}",
                 "order_status": written.order.status.value,
             },
         )
-        return written
 
     def _prepare(self, order: PaymentOrder, call: PspCall) -> tuple[PaymentOrder, PspAnswer | None]:
         """A two-step PSP first creates its payment (no money moves); its reference is

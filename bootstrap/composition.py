@@ -120,6 +120,11 @@ class Container:
         thread.start()
         self.threads.append(thread)
 
+    async def close_async(self) -> None:
+        """Close what the server's event loop opened (the PSP's async session)."""
+        if isinstance(self.psp, MeteredPSP):
+            await self.psp.close_async()
+
     def close(self) -> None:
         self.stop.set()
         self.runner.wakeup.set()

@@ -155,6 +155,14 @@ class PSPPort(ABC):
     def authorize(self, request: AuthorizeRequest) -> PSPResult:
         """Authorize (and capture, if `request.capture`) a payment, idempotent by key."""
 
+    asynchronous = False
+    """True when `authorize_async` waits for the PSP without a thread (and `prepare` is not
+    needed): checkouts then run on the server's event loop, at any PSP latency."""
+
+    async def authorize_async(self, request: AuthorizeRequest) -> PSPResult:
+        """`authorize` for an event loop; only called when `asynchronous` is True."""
+        raise NotImplementedError("this PSP connector has no async client")
+
     @abstractmethod
     def capture(self, request: FollowUpRequest) -> PSPResult:
         """Capture `amount` of an authorized payment."""

@@ -82,9 +82,21 @@ class Simulator:
         self.books = self._new_books()
         self.sender = sender
         self.webhooks = webhooks
+        self.in_flight = 0
+        self.most_in_flight = 0
+        """The most payment requests in progress at once since the last reset: how many
+        calls a client really had open together."""
 
     async def handle(self, operation: Callable[[], Outcome]) -> Response:
         """Run one PSP request through the fault plan."""
+        self.in_flight += 1  # one event loop: no lock needed
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._handle(operation)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, operation: Callable[[], Outcome]) -> Response:
         fault = self.plan.next_fault()
         refused = await refuse_before(self.plan.settings, fault)
         if refused is not None:
@@ -110,11 +122,12 @@ class Simulator:
 
     def counters(self) -> dict[str, int]:
         """Reported by `GET /_control/faults` next to the injected faults."""
-        return {"webhooks_sent": self.sender.sent}
+        return {"webhooks_sent": self.sender.sent, "most_in_flight": self.most_in_flight}
 
     def reset(self) -> None:
         """`POST /_control/reset`: forget the payments and the faults."""
         self.plan = FaultPlan(FaultSettings())
+        self.most_in_flight = self.in_flight
         self.books = self._new_books()
 
     def _new_books(self) -> SimulatedPSP:

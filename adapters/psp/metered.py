@@ -36,6 +36,23 @@ class MeteredPSP(PSPPort):
     def authorize(self, request: AuthorizeRequest) -> PSPResult:
         return self._measure("authorize", lambda: self.inner.authorize(request))
 
+    @property
+    def asynchronous(self) -> bool:  # type: ignore[override]
+        return self.inner.asynchronous
+
+    async def authorize_async(self, request: AuthorizeRequest) -> PSPResult:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = await self.inner.authorize_async(request)
+            outcome = result.status.value
+            return result
+        except (PSPOutage, PSPRejected) as error:
+            outcome = _outcome(error)
+            raise
+        finally:
+            self._count("authorize", outcome, started)
+
     def capture(self, request: FollowUpRequest) -> PSPResult:
         return self._measure("capture", lambda: self.inner.capture(request))
 
@@ -58,17 +75,26 @@ class MeteredPSP(PSPPort):
             result = call()
             outcome = result.status.value if isinstance(result, PSPResult) else "not_found"
             return result
-        except PSPOutage as outage:
-            outcome = outage.code
-            raise
-        except PSPRejected:
-            outcome = "rejected"
+        except (PSPOutage, PSPRejected) as error:
+            outcome = _outcome(error)
             raise
         finally:
-            self.calls.labels(operation, outcome).inc()
-            self.seconds.labels(operation).observe(time.monotonic() - started)
+            self._count(operation, outcome, started)
+
+    def _count(self, operation: str, outcome: str, started: float) -> None:
+        self.calls.labels(operation, outcome).inc()
+        self.seconds.labels(operation).observe(time.monotonic() - started)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
         if close:
             close()
+
+    async def close_async(self) -> None:
+        close = getattr(self.inner, "close_async", None)
+        if close:
+            await close()
+
+
+def _outcome(error: PSPOutage | PSPRejected) -> str:
+    return error.code if isinstance(error, PSPOutage) else "rejected"

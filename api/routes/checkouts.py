@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from api.answers import answer
 from api.auth import CheckoutCaller
@@ -12,6 +14,7 @@ from api.deps import App, Config, RequiredKey
 from api.pages.tokens import return_url
 from api.problems import responses
 from api.schemas import CheckoutIn, OrderOut
+from app.application import Written
 from domain.order import PaymentOrder
 
 router = APIRouter(tags=["checkouts"])
@@ -26,7 +29,7 @@ REPLAY: dict[int | str, dict[str, Any]] = {
     response_model=OrderOut,
     responses=REPLAY | responses(400, 401, 403, 409, 413, 422, 503),
 )
-def create_checkout(
+async def create_checkout(
     body: CheckoutIn, key: RequiredKey, caller: CheckoutCaller, app: App, settings: Config
 ) -> Response:
     """Place a checkout and run its first attempt within the PSP timeout.
@@ -36,10 +39,20 @@ def create_checkout(
     still waiting for the PSP).
     """
     order_id = PaymentOrder.create_id(caller.client_id, key)
-    written = app.place_checkout(
+    place = app.place_checkout_async if app.checkout_async else _on_a_thread(app.place_checkout)
+    written = await place(
         body.to_domain(),
         client_id=caller.client_id,
         idempotency_key=key,
         return_url=return_url(order_id, settings, body.return_url),
     )
     return answer(written, 201, Location=f"/v1/payment-orders/{written.order.id}")
+
+
+def _on_a_thread(place: Callable[..., Written]) -> Callable[..., Awaitable[Written]]:
+    """A PSP connector without an async client (Stripe's SDK) waits on a worker thread."""
+
+    async def placed(*args: Any, **kwargs: Any) -> Written:
+        return await run_in_threadpool(place, *args, **kwargs)
+
+    return placed
