@@ -12,7 +12,7 @@ import os
 from fastapi import FastAPI
 
 from api.main import create_app
-from bootstrap import logs
+from bootstrap import logs, runtime
 from bootstrap.composition import build
 from bootstrap.settings import Settings
 
@@ -22,4 +22,6 @@ def create() -> FastAPI:
     settings = Settings()
     json_lines = os.environ.get("PAYMENTS_LOG_FORMAT", "json") != "text"
     logs.configure(json_lines=json_lines, access_log=settings.access_log)
-    return create_app(build(settings))
+    app = create_app(build(settings))
+    runtime.settle_heap()
+    return app

@@ -72,15 +72,17 @@ class Settings(BaseSettings):
     """Where buyers reach this service: the default 3-D Secure `return_url` is the buyer's
     status page under it."""
     http_threads: int = Field(default=64, ge=1, le=4096)
-    """Threads per server process for the routes that block (PSP calls, the event store):
-    with a PSP that takes 300 ms, 40 (the default of the underlying library) cap a process
-    at ~130 checkouts/s with the CPU half idle."""
+    """Threads per server process for the routes that block (follow-up commands, replays):
+    checkouts with the simulator's contract run on the event loop and need none; checkouts
+    through Stripe's SDK wait for Stripe on one of these threads."""
     max_in_flight: int = Field(default=256, ge=0, le=100_000)
     """API requests one server process takes at once; past it, a fast 503 with Retry-After
     (0: no limit)."""
-    access_log: bool = True
-    """One log line per HTTP request (uvicorn's access log). Behind a proxy that logs
-    requests already, turning it off saves about a tenth of a status read's CPU."""
+    access_log: bool = False
+    """One log line per HTTP request (uvicorn's access log). Off by default: a checkout
+    already logs one line that names its order and the PSP's outcome, and a second line per
+    request costs a tenth of a status read's CPU (docs/performance.md). Turn it on where no
+    proxy in front logs requests."""
 
     @field_validator("api_keys")
     @classmethod

@@ -106,8 +106,10 @@ def psp_simulator(
 
 
 def api_server(port: int, *extra_args: str, **settings: str) -> Process:
-    """`payments serve` on `port` with `settings` as PAYMENTS_* variables."""
-    args = ["serve", "--port", str(port), *extra_args]
+    """`payments serve` on `port` with `settings` as PAYMENTS_* variables; one server process
+    unless `extra_args` say `--workers` (a killed parent would leave its children serving)."""
+    workers = [] if "--workers" in extra_args else ["--workers", "1"]
+    args = ["serve", "--port", str(port), *workers, *extra_args]
     health = f"http://127.0.0.1:{port}/healthz"
     return Process("api", args, base_env(**settings), health_url=health)
 

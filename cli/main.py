@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from api.main import create_app
 from api.threaded_server import ThreadedServer
-from bootstrap import logs
+from bootstrap import logs, runtime
 from bootstrap.composition import build
 from bootstrap.migrate import migrate as run_migrations
 from bootstrap.settings import Settings
@@ -34,6 +34,7 @@ from cli.common import (
 )
 from cli.projections import projections_cli
 from cli.reconcile import reconcile
+from domain.inputs import ascii_int
 from psp.proxy import create_proxy
 from psp.simulator import create_simulator
 
@@ -51,35 +52,61 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     worker: Annotated[bool, typer.Option(help="Run the recovery worker in this process")] = True,
     projections: Annotated[bool, typer.Option(help="Run the projection runner here")] = True,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="HTTP server processes")] = 1,
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="HTTP server processes: 1 to 64, or 'auto' (one per core on PostgreSQL; "
+            "one on SQLite, whose writers queue for one lock)"
+        ),
+    ] = "auto",
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run the API (and, without PAYMENTS_PSP_URL, the PSP simulator in-process), with the
     recovery worker and the projection runner unless they run as their own processes."""
     settings = _checked_for_serving(load_settings(), host)
+    processes = server_processes(workers, settings)
     run_migrations(settings)
     settings = _with_public_url(_with_psp(settings, host, port), host, port)
     container = build(settings)
     serve_metrics(container, metrics_port, metrics_host)  # this process's worker and runner
     if projections:
-        container.start_projections(listen_to_database=workers > 1)
+        container.start_projections(listen_to_database=processes > 1)
     if worker:
         container.start_worker()
     try:
-        app = "api.asgi:create" if workers > 1 else create_app(container)
+        app = "api.asgi:create" if processes > 1 else create_app(container)
+        runtime.settle_heap()  # here, or in each child (api.asgi)
         uvicorn.run(
             app,
             host=host,
             port=port,
-            workers=workers,
-            factory=workers > 1,
+            workers=processes,
+            factory=processes > 1,
             log_config=None,
             log_level="info",
             access_log=settings.access_log,
         )
     finally:
         container.close()
+
+
+def server_processes(workers: str, settings: Settings) -> int:
+    """`--workers`: a number, or 'auto': one process per core on PostgreSQL (a checkout is
+    bound by the CPU, and one process uses about one core), one on SQLite."""
+    if workers == "auto":
+        if settings.event_store_env()["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+            return 1
+        return max(1, min(MAX_SERVER_PROCESSES, len(os.sched_getaffinity(0))))
+    count = ascii_int(workers, low=1, high=MAX_SERVER_PROCESSES)
+    if count is None:
+        raise typer.BadParameter(
+            f"must be 'auto' or a number from 1 to {MAX_SERVER_PROCESSES}", param_hint="--workers"
+        )
+    return count
+
+
+MAX_SERVER_PROCESSES = 64
 
 
 def _with_psp(settings: Settings, host: str, port: int) -> Settings:

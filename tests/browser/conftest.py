@@ -59,6 +59,7 @@ def stack(
         max_attempts="10",
         retry_base_s="0.5",
         retry_max_s="1",
+        access_log="true",  # on, to prove capability tokens never reach it
     )
     started.api.headers["Authorization"] = f"Bearer {CHECKOUT_KEY}"
     yield started

@@ -1,0 +1,47 @@
+"""`payments serve --workers`: 'auto' is one process per core on PostgreSQL, one on SQLite."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import pytest
+import typer
+
+from bootstrap import runtime
+from bootstrap.settings import Settings
+from cli.main import MAX_SERVER_PROCESSES, server_processes
+
+POSTGRES = Settings(database_url="postgresql://postgres@127.0.0.1:5432/payments")
+SQLITE = Settings(database_url="sqlite:///payments.db")
+
+
+def test_auto_is_one_process_per_core_on_postgres() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert server_processes("auto", POSTGRES) == min(cores, MAX_SERVER_PROCESSES)
+
+
+def test_auto_is_one_process_on_sqlite() -> None:
+    assert server_processes("auto", SQLITE) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "3", "64"])
+def test_a_number_is_taken_as_it_is(workers: str) -> None:
+    assert server_processes(workers, SQLITE) == int(workers)
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "-1", "two", "", "٣", "1e3"])
+def test_anything_else_is_refused(workers: str) -> None:
+    with pytest.raises(typer.BadParameter, match="'auto' or a number from 1 to 64"):
+        server_processes(workers, POSTGRES)
+
+
+def test_settling_the_heap_freezes_what_exists_and_spaces_young_collections() -> None:
+    before = gc.get_threshold()
+    try:
+        runtime.settle_heap()
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
