@@ -14,7 +14,7 @@ from bootstrap.settings import Settings
 from projections import positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections, create_tables
-from projections.log import EventLog
+from projections.log import EventLog, events_after
 from projections.runner import ProjectionRunner
 
 SUFFIX = "__bench"
@@ -76,6 +76,5 @@ class LagSampler:
         lowest, names = positions.lowest_sql(self.db, NAMES)
         while not self.stop.wait(0.25):
             with self.db.read() as tx:
-                head = EventLog.head_of(self.db, tx)
                 low = tx.execute(lowest, names)
-            self.samples.append(max(0, head - int(low[0][0] or 0)))
+                self.samples.append(events_after(self.db, tx, int(low[0][0] or 0)))

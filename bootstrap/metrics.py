@@ -53,8 +53,17 @@ class _StoreGauges(Collector):
         self.db = db
         self.runner = runner
 
+    def _held_seconds(self) -> float:
+        if self.db.dialect != "postgres":
+            return 0.0  # SQLite readers never wait for a transaction
+        rows = self.db.one(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM MAX(clock_timestamp() - xact_start)), 0) "
+            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        return float(rows[0][0])
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        head, position = self.runner.lag()
+        behind = self.runner.behind()
         with self.db.read() as tx:
             review = tx.execute("SELECT COUNT(*) FROM order_view WHERE review_reason IS NOT NULL")
             oldest = work_queue.oldest_due_at(tx)
@@ -66,7 +75,13 @@ class _StoreGauges(Collector):
             "payments_worker_lag_seconds", "How late the oldest due work is", value=late
         )
         yield GaugeMetricFamily(
+            "payments_log_held_seconds",
+            "Age of the oldest write transaction on the server: it holds back every reader of "
+            "the event log (docs/capacity.md)",
+            value=self._held_seconds(),
+        )
+        yield GaugeMetricFamily(
             "payments_projection_lag_events",
             "Events not yet projected",
-            value=max(0, head - position),
+            value=behind,
         )

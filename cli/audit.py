@@ -51,7 +51,7 @@ def audit(
 
 def _with_progress(auditor: Auditor, db: object, log: EventLog, *, quiet: bool):  # type: ignore[no-untyped-def]
     with log.db.read() as tx:
-        total = log.head(tx)
+        total = log.count_after(tx, 0)
     with Progress(disable=quiet, transient=True) as bar:
         task = bar.add_task("auditing", total=total)
         return auditor.run(lambda n: bar.advance(task, n))

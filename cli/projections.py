@@ -45,7 +45,8 @@ def _rebuild_one(container: Container, name: str) -> None:
     timing = container.app.config.timing
     live = next(p for p in all_projections(timing) if p.name == name)
     copy = next(p for p in all_projections(timing, rebuilding.SUFFIX) if p.name == name)
-    total = container.runner.lag()[0]
+    with container.db.read() as tx:
+        total = container.runner.log.count_after(tx, 0)
     columns = (*Progress.get_default_columns(), TextColumn("{task.completed} events"))
     with Progress(*columns) as bar:
         task = bar.add_task(f"rebuilding {name}", total=total)

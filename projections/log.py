@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import takewhile
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from adapters.db import Database, Tx
+from adapters.event_store import settled_below_sql
 from domain.order import PaymentOrder
 from projections.base import OrderChange
 from projections.quarantine import describe
@@ -31,6 +33,13 @@ class EventLog:
         sqlite = db.dialect == "sqlite"
         self._position = "rowid" if sqlite else "notification_id"
         self._hex_ids = sqlite
+        # SQLite commits one writer at a time, in position order: every row is settled.
+        settled = "1" if sqlite else f"notification_id < {settled_below_sql(db.events_table)}"
+        self._read_sql = (
+            f"SELECT {self._position}, originator_id, originator_version, {settled} "  # noqa: S608
+            f"FROM {db.events_table} WHERE {self._position} > %s "
+            f"ORDER BY {self._position} LIMIT %s"
+        )
 
     def head(self, tx: Tx) -> int:
         """The position of the newest event (0 when empty)."""
@@ -40,14 +49,22 @@ class EventLog:
     def head_of(db: Database, tx: Tx) -> int:
         return int(tx.execute(head_sql(db))[0][0] or 0)
 
+    def count_after(self, tx: Tx, after: int) -> int:
+        """How many events lie after position `after`."""
+        return events_after(self.db, tx, after)
+
     def read(self, tx: Tx, after: int, limit: int) -> list[LogRow]:
-        """(position, order id, version) of up to `limit` events after `after`."""
-        sql = (
-            f"SELECT {self._position}, originator_id, originator_version FROM "  # noqa: S608
-            f"{self.db.events_table} WHERE {self._position} > %s "
-            f"ORDER BY {self._position} LIMIT %s"
-        )
-        return [(int(p), _uuid(o), int(v)) for p, o, v in tx.execute(sql, (after, limit))]
+        """(position, order id, version) of up to `limit` settled events after `after`."""
+        return self.read_settled(tx, after, limit)[0]
+
+    def read_settled(self, tx: Tx, after: int, limit: int) -> tuple[list[LogRow], bool]:
+        """Up to `limit` events after `after`, stopping before the first one a transaction
+        still running could yet be written below (adapters/event_store.py), so a reader that
+        moves its position to the last row never skips an event; and whether it stopped
+        there (held back) rather than at the end of the log."""
+        rows = tx.execute(self._read_sql, (after, limit))
+        settled = [(int(p), _uuid(o), int(v)) for p, o, v, _ in takewhile(lambda r: r[3], rows)]
+        return settled, len(settled) < len(rows)
 
     def changes(
         self, tx: Tx, rows: list[LogRow], broken: dict[UUID, str] | None = None
@@ -120,6 +137,14 @@ class EventLog:
 
     def _raw(self, order_id: UUID) -> Any:
         return order_id.hex if self._hex_ids else order_id
+
+
+def events_after(db: Database, tx: Tx, after: int) -> int:
+    """How many events lie after position `after`. Not `head - after`: on PostgreSQL
+    positions come from transaction ids, with gaps between them."""
+    column = "rowid" if db.dialect == "sqlite" else "notification_id"
+    sql = f"SELECT COUNT(*) FROM {db.events_table} WHERE {column} > %s"  # noqa: S608
+    return int(tx.execute(sql, (after,))[0][0])
 
 
 def head_sql(db: Database) -> str:

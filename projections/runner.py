@@ -21,6 +21,8 @@ from projections.log import EventLog
 
 log = logging.getLogger("payments.projections")
 BATCH_SIZE = 500
+HELD_WAIT_S = 0.01
+"""How long to wait before looking again at events a running transaction holds back."""
 GATHER_S = 0.05
 """After a short batch, how long to let new events gather before the next one. Under load
 this turns many one-event batches (each a transaction, a history query and a write per
@@ -44,6 +46,8 @@ class ProjectionRunner:
         self.wakeup = threading.Event()
         self.last_progress = time.monotonic()
         """When a batch last committed or found the log caught up (the health check's clue)."""
+        self.held_back = False
+        """Whether the last batch stopped at events a running transaction holds back."""
 
     def run_once(self) -> int:
         """Process one batch; returns how many events it covered (0 when caught up)."""
@@ -56,7 +60,7 @@ class ProjectionRunner:
         """Process one batch inside the caller's transaction."""
         done_at = self._positions(tx)
         start = min(done_at.values())
-        rows = self.log.read(tx, start, self.batch_size)
+        rows, self.held_back = self.log.read_settled(tx, start, self.batch_size)
         if not rows:
             return 0
         broken: dict[UUID, str] = {}
@@ -108,13 +112,19 @@ class ProjectionRunner:
                 )
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
-        """Run batches until nothing is left; returns the events processed."""
+        """Run batches until nothing is left; returns the events processed. Events a
+        running transaction holds back are waited for: they are committed already."""
         total = 0
-        while processed := self.run_once():
-            total += processed
-            if progress:
-                progress(processed)
-        return total
+        while True:
+            processed = self.run_once()
+            if processed:
+                total += processed
+                if progress:
+                    progress(processed)
+            elif self.held_back:
+                time.sleep(HELD_WAIT_S)
+            else:
+                return total
 
     def run_forever(
         self, stop: threading.Event, idle_s: float = 0.5, gather_s: float = GATHER_S
@@ -126,7 +136,7 @@ class ProjectionRunner:
                 processed = self.run_once()
                 if processed >= self.batch_size:
                     continue
-                if processed:
+                if processed or self.held_back:  # held back: a commit is due any moment
                     stop.wait(gather_s)
                     continue
             except STORE_ERRORS as error:
@@ -147,6 +157,11 @@ class ProjectionRunner:
         """(log head, lowest projection position)."""
         with self.db.read() as tx:
             return self.log.head(tx), min(self._positions(tx, lock=False).values())
+
+    def behind(self) -> int:
+        """How many events the slowest projection has yet to apply."""
+        with self.db.read() as tx:
+            return self.log.count_after(tx, min(self._positions(tx, lock=False).values()))
 
     def _positions(self, tx: Tx, *, lock: bool = True) -> dict[str, int]:
         """Each projection's position (locked for this batch on PostgreSQL)."""

@@ -60,7 +60,7 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "health_chart": health_chart(health, now),
         "health_rows": health,
         "latency": psp_latency(container.metrics.psp_seconds),
-        "lag": {"head": head, "position": position, "behind": max(0, head - position)},
+        "lag": {"head": head, "position": position, "behind": container.runner.behind()},
         "recent": _recent(container),
         "quarantined": quarantine.rows(container.db),
         "endpoints": [endpoint_row(row, now) for row in webhook_store.health(container.db)],
