@@ -19,7 +19,9 @@ from typing import Any
 
 from adapters.db import open_database
 from bench import baselines, library, ours, webhooks, wrk
+from bench.cpu import CpuMeter
 from bench.stack import ADMIN_URL, BenchStack
+from cli.main import server_processes
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -45,7 +47,9 @@ def main() -> None:
 def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, just to prove it runs")
-    parser.add_argument("--workers", type=int, default=2, help="API server processes")
+    parser.add_argument(
+        "--workers", default="auto", help="API server processes (serve's default: auto)"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64, 256])
     parser.add_argument(
@@ -64,13 +68,16 @@ def _measure(
     db = open_database(stack.app_settings().event_store_env(), pool_size=2)
     for n, connections in enumerate(concurrencies):
         with ours.LagSampler(db) as lag:
+            meter = CpuMeter(stack.cpu_roots()).start()
             load = wrk.run(
                 stack.api_url, "checkout.lua", connections, seconds, f"run{n}-{time.time_ns()}"
             )
+            cpu = meter.per(load.requests)
         results["checkouts"].append(
             _load(load)
             | {
                 "connections": connections,
+                "cpu_us_per_checkout": cpu,
                 "projection_lag_max_events": max(lag.samples, default=0),
                 "projection_lag_mean_events": round(statistics.fmean(lag.samples), 1)
                 if lag.samples
@@ -81,18 +88,31 @@ def _measure(
     load = wrk.run(stack.api_url, "checkout.lua", 8, seconds, f"hooks-{time.time_ns()}")
     results["webhooks"] = hooks.finish(db) | {"checkouts_per_second": round(load.per_second, 1)}
     best = max(results["checkouts"], key=lambda r: r["per_second"])
-    pgbench, clients = baselines.pgbench_checkout_writes(
-        stack.database_url, best["connections"], seconds
-    )
-    results["pgbench_checkout_writes_per_second"] = pgbench
-    results["pgbench_clients"] = clients
+    baselines.prepare_pgbench(stack.database_url)
+    results["pgbench"] = {
+        script: dict(
+            zip(
+                ("per_second", "clients"),
+                baselines.pgbench(stack.database_url, script, clients, seconds),
+                strict=True,
+            )
+        )
+        for script, clients in (
+            ("checkout_raw", best["connections"]),
+            ("checkout_ours", best["connections"]),
+            ("insert_ours", 32),
+            ("insert_locked", 32),
+        )
+    }
     ids = _order_ids(db)
     with tempfile.NamedTemporaryFile("w", suffix=".ids") as ids_file:
         ids_file.write("\n".join(ids))
         ids_file.flush()
         results["reads"] = _load(wrk.run(stack.api_url, "read.lua", 32, seconds, ids_file.name))
         results["bare_fastapi_reads"] = _load(
-            baselines.bare_fastapi_reads(options.workers, 32, seconds, ids_file.name)
+            baselines.bare_fastapi_reads(
+                server_processes(options.workers, stack.app_settings()), 32, seconds, ids_file.name
+            )
         )
     db.close()
     settings = stack.app_settings()
@@ -114,10 +134,12 @@ def _stripe_checkouts(options: argparse.Namespace, seconds: float) -> dict[str, 
     simulator's row at 8): what the connector costs, bounded by localstripe's own speed."""
     stack = BenchStack.start(options.admin_url, options.workers, 0, {"psp": "stripe"})
     try:
+        meter = CpuMeter(stack.cpu_roots()).start()
         load = wrk.run(stack.api_url, "checkout.lua", 8, seconds, f"stripe-{time.time_ns()}")
+        cpu = meter.per(load.requests)
     finally:
         stack.stop()
-    return _load(load) | {"connections": 8}
+    return _load(load) | {"connections": 8, "cpu_us_per_checkout": cpu}
 
 
 SLOW_PSP_MS = 300
@@ -131,12 +153,18 @@ def _slow_psp_checkouts(
     stack = BenchStack.start(options.admin_url, options.workers, SLOW_PSP_MS, {})
     try:
         connections = concurrencies[-1]
+        meter = CpuMeter(stack.cpu_roots()).start()
         load = wrk.run(
             stack.api_url, "checkout.lua", connections, seconds, f"slow-{time.time_ns()}"
         )
+        cpu = meter.per(load.requests)
     finally:
         stack.stop()
-    return _load(load) | {"connections": connections, "psp_latency_ms": SLOW_PSP_MS}
+    return _load(load) | {
+        "connections": connections,
+        "psp_latency_ms": SLOW_PSP_MS,
+        "cpu_us_per_checkout": cpu,
+    }
 
 
 def _load_ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -181,8 +209,12 @@ def _rate(events: int, seconds: float) -> dict[str, Any]:
 
 def _ratios(r: dict[str, Any]) -> dict[str, float]:
     best = max(c["per_second"] for c in r["checkouts"])
+    pgbench = r["pgbench"]
     return {
-        "checkouts_vs_pgbench": round(best / r["pgbench_checkout_writes_per_second"], 3),
+        "checkouts_vs_pgbench": round(best / pgbench["checkout_raw"]["per_second"], 3),
+        "write_ceiling_vs_locked_insert": round(
+            pgbench["insert_ours"]["per_second"] / pgbench["insert_locked"]["per_second"], 2
+        ),
         "reads_vs_bare_fastapi": round(
             r["reads"]["per_second"] / r["bare_fastapi_reads"]["per_second"], 3
         ),
@@ -216,8 +248,12 @@ def _write(results: dict[str, Any]) -> None:
 
 def table(r: dict[str, Any]) -> str:
     """The results as a plain-text table."""
-    header = ("conns", "per s", "p50 ms", "p99 ms", "non-2xx", "lag max")
-    lines = ["checkouts over HTTP (PostgreSQL)", "  " + " ".join(f"{h:>8}" for h in header)]
+    header = ("conns", "per s", "p50 ms", "p99 ms", "non-2xx", "lag max", "CPU µs per checkout")
+    lines = [
+        f"checkouts over HTTP: `payments serve --workers {r['context']['workers']}` on "
+        "PostgreSQL, the simulator sending every webhook",
+        "  " + " ".join(f"{h:>8}" for h in header),
+    ]
     for c in r["checkouts"]:
         cells = (
             c["connections"],
@@ -226,6 +262,7 @@ def table(r: dict[str, Any]) -> str:
             c["p99_ms"],
             c["non_2xx"],
             c["projection_lag_max_events"],
+            _cpu(c),
         )
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
     hooks = r.get("webhooks")
@@ -237,7 +274,15 @@ def table(r: dict[str, Any]) -> str:
         )
     stripe = r.get("stripe_checkouts")
     if stripe:
-        cells = (8, stripe["per_second"], stripe["p50_ms"], stripe["p99_ms"], stripe["non_2xx"], "")
+        cells = (
+            8,
+            stripe["per_second"],
+            stripe["p50_ms"],
+            stripe["p99_ms"],
+            stripe["non_2xx"],
+            "",
+            _cpu(stripe),
+        )
         lines.append("checkouts through the Stripe connector on localstripe")
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
     slow = r.get("slow_psp_checkouts")
@@ -249,13 +294,30 @@ def table(r: dict[str, Any]) -> str:
             slow["p99_ms"],
             slow["non_2xx"],
             "",
+            _cpu(slow),
         )
         lines.append(f"checkouts with a PSP that takes {slow['psp_latency_ms']} ms")
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+    pgbench = r["pgbench"]
     rates = [
         (
-            f"pgbench, a checkout's writes ({r['pgbench_clients']} clients)",
-            round(r["pgbench_checkout_writes_per_second"], 1),
+            f"pgbench, a checkout's writes, raw ({pgbench['checkout_raw']['clients']} clients)",
+            round(pgbench["checkout_raw"]["per_second"], 1),
+            "per s",
+        ),
+        (
+            "pgbench, the same through our insert",
+            round(pgbench["checkout_ours"]["per_second"], 1),
+            "per s",
+        ),
+        (
+            "pgbench, one insert each, ours (32 clients)",
+            round(pgbench["insert_ours"]["per_second"], 1),
+            "per s",
+        ),
+        (
+            "pgbench, one insert each, locking (before)",
+            round(pgbench["insert_locked"]["per_second"], 1),
             "per s",
         ),
         ("status reads", r["reads"]["per_second"], _latency(r["reads"])),
@@ -275,7 +337,8 @@ def table(r: dict[str, Any]) -> str:
     ]
     lines += [f"{label + ':':<44} {value:>9} {unit}" for label, value, unit in rates]
     targets = {
-        "checkouts_vs_pgbench": 0.5,
+        "checkouts_vs_pgbench": 0.2,
+        "write_ceiling_vs_locked_insert": 3,
         "reads_vs_bare_fastapi": 0.6,
         "catch_up_vs_library_runner": 20,
         "audit_vs_raw_decode": 0.8,
@@ -288,6 +351,12 @@ def table(r: dict[str, Any]) -> str:
         for name, value in r["ratios"].items()
     ]
     return "\n".join(lines)
+
+
+def _cpu(load: dict[str, Any]) -> str:
+    """API / PostgreSQL / simulator CPU µs per checkout."""
+    cpu = load.get("cpu_us_per_checkout") or {}
+    return f"api {cpu.get('api', 0)} pg {cpu.get('postgres', 0)} sim {cpu.get('simulator', 0)}"
 
 
 def _latency(load: dict[str, Any]) -> str:

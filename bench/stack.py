@@ -1,5 +1,6 @@
 """The benchmarked stack: a fresh PostgreSQL database, the simulator with a small fixed
-latency, and `payments serve --workers N` (which also runs the worker and the projections)."""
+latency sending a signed webhook for every payment, and `payments serve` with its defaults
+(which also runs the worker and the projections)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,16 @@ class BenchStack:
 
     @classmethod
     def start(
-        cls, admin_url: str, workers: int, psp_latency_ms: int, extra: dict[str, str]
+        cls,
+        admin_url: str,
+        workers: str,
+        psp_latency_ms: int,
+        extra: dict[str, str],
+        *,
+        webhooks: bool = True,
     ) -> BenchStack:
+        """`payments serve --workers <workers>` with its defaults plus `extra`, the simulator
+        sending a webhook for every payment (or none), on a new database."""
         database = f"bench_{secrets.token_hex(4)}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -43,35 +52,39 @@ class BenchStack:
         stack.settings = {
             "database_url": stack.database_url,
             "webhook_secret": secrets.token_urlsafe(16),
-            "db_pool_size": "20",
-            "log_format": "text",
-            "access_log": "false",  # as the bare FastAPI baseline, which logs no requests
         } | extra
-        stack._launch(workers, psp_latency_ms)
+        stack._launch(workers, psp_latency_ms, webhooks)
         return stack
 
-    def _launch(self, workers: int, psp_latency_ms: int) -> None:
+    def _launch(self, workers: str, psp_latency_ms: int, webhooks: bool) -> None:
+        port = free_port()
         if self.settings.get("psp") == "stripe":
             self.localstripe = localstripe.start(free_port())
             self.settings["stripe_api_base"] = self.localstripe.url
             self.settings["stripe_secret_key"] = "sk_test_bench"  # noqa: S105 - localstripe takes any
         else:
-            self._launch_simulator(psp_latency_ms)
+            hooks = f"http://127.0.0.1:{port}/v1/webhooks/psp" if webhooks else None
+            self._launch_simulator(psp_latency_ms, hooks)
         subprocess.run(
             [str(BIN / "payments"), "migrate"], env=base_env(**self.settings), check=True
         )
-        port = free_port()
-        api = api_server(port, "--workers", str(workers), **self.settings)
+        api = api_server(port, "--workers", workers, **self.settings)
         self.processes.append(api.start(timeout_s=60))
         self.api_url = f"http://127.0.0.1:{port}"
 
-    def _launch_simulator(self, psp_latency_ms: int) -> None:
-        sim = psp_simulator(None, self.settings["webhook_secret"], webhooks="async").start()
+    def _launch_simulator(self, psp_latency_ms: int, webhook_url: str | None) -> None:
+        secret = self.settings["webhook_secret"]
+        sim = psp_simulator(webhook_url, secret, webhooks="all").start()
         self.settings["psp_url"] = str(sim.health_url).removesuffix("/healthz")
         self.processes.append(sim)
         httpx.put(
             f"{self.settings['psp_url']}/_control/faults", json={"latency_ms": psp_latency_ms}
         )
+
+    def cpu_roots(self) -> dict[str, list[int]]:
+        """The processes whose CPU the bench reports (PostgreSQL is counted by name)."""
+        roots = {p.name: [p.popen.pid] for p in self.processes if p.popen is not None}
+        return {"api": roots.get("api", []), "simulator": roots.get("psp-sim", [])}
 
     def app_settings(self) -> Settings:
         """Settings for in-process work against the same store (catch-up, audit)."""

@@ -42,8 +42,14 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     ):
         assert results[figure]["per_second"] > 0, figure
     assert results["audit"]["ok"] is True
+    for run in (results["checkouts"][0], results["slow_psp_checkouts"]):
+        assert run["cpu_us_per_checkout"]["api"] > 0
+        assert run["cpu_us_per_checkout"]["postgres"] > 0
+        assert run["cpu_us_per_checkout"]["simulator"] > 0  # it sends every webhook
+    assert all(p["per_second"] > 0 for p in results["pgbench"].values())
     assert set(results["ratios"]) == {
         "checkouts_vs_pgbench",
+        "write_ceiling_vs_locked_insert",
         "reads_vs_bare_fastapi",
         "catch_up_vs_library_runner",
         "audit_vs_raw_decode",
