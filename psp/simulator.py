@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import html
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -187,7 +188,13 @@ def create_simulator(
 ) -> FastAPI:
     """The simulator app; webhooks go to `webhook_url`, signed with `webhook_secret`."""
     sim = Simulator(WebhookSender(webhook_url, webhook_secret), webhooks)
-    app = FastAPI(title="PSP simulator", docs_url=None, redoc_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await sim.sender.close()
+
+    app = FastAPI(title="PSP simulator", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.simulator = sim
     _payment_routes(app, sim)
     _challenge_routes(app, sim)
