@@ -134,6 +134,9 @@ class PaymentsApp(Application[UUID]):
         self.listeners: list[Callable[[int], None]] = []
         self.failpoint: Callable[[str], None] = lambda step: None
         """Called at named steps; crash tests make it kill the process there."""
+        self.on_final: Callable[[UUID, CallKind, int], None] = lambda *call: None
+        """Told of each call this process saw reach its final outcome (no result can change
+        it any more): the API answers the PSP's copies of it without loading the order."""
         super().__init__(dict(env))
 
     def construct_transcoder(self) -> Transcoder:
@@ -510,9 +513,10 @@ class PaymentsApp(Application[UUID]):
         self._log_answer(written, kind, number)
         return written
 
-    @staticmethod
-    def _log_answer(written: Written, kind: CallKind, number: int) -> None:
+    def _log_answer(self, written: Written, kind: CallKind, number: int) -> None:
         settled = written.order.call(kind, number)
+        if not settled.in_flight and not settled.failed:  # no result is accepted any more
+            self.on_final(written.order.id, kind, number)
         log.info(
             "psp %s %s: %s",
             kind.value,

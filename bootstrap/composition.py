@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from uuid import UUID
 
 from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
@@ -72,6 +73,8 @@ class Container:
     outbound: OutboundWorker
     stop: threading.Event = field(default_factory=threading.Event)
     recent_webhooks: RecentIds = field(default_factory=lambda: RecentIds(50_000))
+    final_calls: RecentIds = field(default_factory=lambda: RecentIds(50_000))
+    """Calls this process recorded a final outcome for (`PaymentsApp.on_final`)."""
     """PSP event ids this process applied (or found duplicate) lately: a copy of one is
     answered `duplicate` without loading its order."""
     threads: list[threading.Thread] = field(default_factory=list)
@@ -165,7 +168,15 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
         Sender(settings.outbound_timeout_s, allow_private=settings.outbound_private_ok),
         _outbound_policy(settings),
     )
-    return Container(settings, app, psp, notifications, db, runner, worker, metrics, outbound)
+    container = Container(settings, app, psp, notifications, db, runner, worker, metrics, outbound)
+    app.on_final = lambda order_id, kind, number: container.final_calls.add(
+        final_call_key(order_id, kind.value, number)
+    )
+    return container
+
+
+def final_call_key(order_id: UUID, kind: str, number: int) -> str:
+    return f"{order_id}:{kind}:{number}"
 
 
 def _outbound_policy(settings: Settings) -> OutboundPolicy:

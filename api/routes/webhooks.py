@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from api.deps import App
 from api.problems import Problem, responses
 from app.application import PaymentsApp
+from bootstrap.composition import Container, final_call_key
 from domain.calls import CallKind
 from domain.disputes import DisputeNotice
 from domain.errors import IllegalTransition, OrderNotFound
@@ -73,7 +74,7 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         return WebhookAck(status="ignored")
     seen = request.app.state.container.recent_webhooks
     key = f"{connector}:{notification.event_id}"
-    if key in seen:  # a copy of an event this process settled: no need to load the order
+    if _known_duplicate(request.app.state.container, key, order_id, kind, number):
         return WebhookAck(status="duplicate")
     try:
         written = await run_in_threadpool(
@@ -89,6 +90,17 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         return WebhookAck(status="ignored")
     seen.add(key)
     return WebhookAck(status="applied" if written.result else "duplicate")
+
+
+def _known_duplicate(
+    container: Container, key: str, order_id: UUID, kind: str, number: int
+) -> bool:
+    """Whether this process knows, without loading the order, that the notification
+    changes nothing: it settled this very event before, or it recorded the call's final
+    outcome (no result is accepted after that: domain.outcomes.accepts)."""
+    return key in container.recent_webhooks or (
+        final_call_key(order_id, kind, number) in container.final_calls
+    )
 
 
 async def _apply_dispute(
