@@ -18,6 +18,10 @@ from chaos.localstripe import LocalStripe
 from chaos.processes import BIN, Process, api_server, base_env, free_port, psp_simulator
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WEBHOOK_DELAY_MS = 500
+"""Each webhook leaves the simulator after a uniform 0-500 ms, as a real PSP's events follow
+its answer. At 0 every webhook races the API's own record of the answer: both are applied
+correctly, but the loser pays a conflict and a reload (docs/performance.md)."""
 
 
 @dataclass
@@ -77,9 +81,8 @@ class BenchStack:
         sim = psp_simulator(webhook_url, secret, webhooks="all").start()
         self.settings["psp_url"] = str(sim.health_url).removesuffix("/healthz")
         self.processes.append(sim)
-        httpx.put(
-            f"{self.settings['psp_url']}/_control/faults", json={"latency_ms": psp_latency_ms}
-        )
+        faults = {"latency_ms": psp_latency_ms, "webhook_delay_ms": WEBHOOK_DELAY_MS}
+        httpx.put(f"{self.settings['psp_url']}/_control/faults", json=faults)
 
     def cpu_roots(self) -> dict[str, list[int]]:
         """The processes whose CPU the bench reports (PostgreSQL is counted by name)."""
