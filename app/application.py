@@ -8,6 +8,8 @@ worker finds and settles, inquiry first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -134,6 +136,10 @@ class PaymentsApp(Application[UUID]):
         self.listeners: list[Callable[[int], None]] = []
         self.failpoint: Callable[[str], None] = lambda step: None
         """Called at named steps; crash tests make it kill the process there."""
+        self.answering: dict[str, asyncio.Event] = {}
+        """Calls whose PSP answer a checkout on this process's event loop is recording now
+        (by `call_key`), set when it is recorded: a webhook about one waits for it instead
+        of racing it to the store, where the loser pays a conflict and a reload."""
         self.on_final: Callable[[UUID, CallKind, int], None] = lambda *call: None
         """Told of each call this process saw reach its final outcome (no result can change
         it any more): the API answers the PSP's copies of it without loading the order."""
@@ -224,14 +230,28 @@ class PaymentsApp(Application[UUID]):
         except IntegrityError:
             return await to_thread.run_sync(self._replay, order.id, order.fingerprint)
         kind, number = call.kind, call.number
-        self.failpoint("before_psp_call")
-        answer = await self._call_psp_async(order, call)
-        self.failpoint("after_psp_call")
-        written = await self._change_async(
-            order, lambda o: self._record_answer(o, o.call(kind, number), answer)
-        )
-        self._log_answer(written, kind, number)
+        key = call_key(order.id, kind.value, number)
+        self.answering[key] = recorded = asyncio.Event()
+        try:
+            self.failpoint("before_psp_call")
+            answer = await self._call_psp_async(order, call)
+            self.failpoint("after_psp_call")
+            written = await self._change_async(
+                order, lambda o: self._record_answer(o, o.call(kind, number), answer)
+            )
+            self._log_answer(written, kind, number)
+        finally:
+            del self.answering[key]
+            recorded.set()
         return written
+
+    async def answered(self, order_id: UUID, kind: str, number: int) -> None:
+        """Wait (at most the PSP timeout) while a checkout on this event loop is still
+        recording the PSP's answer for this call."""
+        recorded = self.answering.get(call_key(order_id, kind, number))
+        if recorded is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recorded.wait(), self.config.psp_timeout_s + 1)
 
     def _placed(
         self, checkout: Checkout, client_id: str, idempotency_key: str, return_url: str | None
@@ -629,6 +649,11 @@ class PaymentsApp(Application[UUID]):
             time.sleep(0.05)
             order = self.get_order(order.id)
         return order
+
+
+def call_key(order_id: UUID, kind: str, number: int) -> str:
+    """One PSP call of one order, as a key."""
+    return f"{order_id}:{kind}:{number}"
 
 
 def _check_visible(owner: str | None, client: Client) -> None:

@@ -12,7 +12,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from uuid import UUID
 
 from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
@@ -22,7 +21,7 @@ from adapters.psp.metered import MeteredPSP
 from adapters.psp.simulator_notifications import SimulatorNotifications
 from adapters.psp.stripe_notifications import StripeNotifications
 from adapters.psp.unavailable import NoPSP
-from app.application import PaymentsApp
+from app.application import PaymentsApp, call_key
 from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
@@ -170,13 +169,9 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     )
     container = Container(settings, app, psp, notifications, db, runner, worker, metrics, outbound)
     app.on_final = lambda order_id, kind, number: container.final_calls.add(
-        final_call_key(order_id, kind.value, number)
+        call_key(order_id, kind.value, number)
     )
     return container
-
-
-def final_call_key(order_id: UUID, kind: str, number: int) -> str:
-    return f"{order_id}:{kind}:{number}"
 
 
 def _outbound_policy(settings: Settings) -> OutboundPolicy:

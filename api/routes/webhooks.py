@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from api.deps import App
 from api.problems import Problem, responses
-from app.application import PaymentsApp
-from bootstrap.composition import Container, final_call_key
+from app.application import PaymentsApp, call_key
+from bootstrap.composition import Container
 from domain.calls import CallKind
 from domain.disputes import DisputeNotice
 from domain.errors import IllegalTransition, OrderNotFound
@@ -74,6 +74,7 @@ async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookA
         return WebhookAck(status="ignored")
     seen = request.app.state.container.recent_webhooks
     key = f"{connector}:{notification.event_id}"
+    await app.answered(order_id, kind, number)  # a checkout here is recording it right now
     if _known_duplicate(request.app.state.container, key, order_id, kind, number):
         return WebhookAck(status="duplicate")
     try:
@@ -99,7 +100,7 @@ def _known_duplicate(
     changes nothing: it settled this very event before, or it recorded the call's final
     outcome (no result is accepted after that: domain.outcomes.accepts)."""
     return key in container.recent_webhooks or (
-        final_call_key(order_id, kind, number) in container.final_calls
+        call_key(order_id, kind, number) in container.final_calls
     )
 
 

@@ -5,14 +5,25 @@ this process saw reach its final outcome is answered `duplicate` without loading
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.psp.signature import HEADER, sign
-from bootstrap.composition import final_call_key
+from api.auth import client_id_for
+from api.main import create_app
+from api.threaded_server import ThreadedServer
+from app.application import call_key
+from bootstrap.composition import build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
+from domain.order import PaymentOrder
+from tests.integration.conftest import FAST
 from tests.integration.test_poison_input import (
     CART,
     CHECKOUT,
@@ -52,7 +63,7 @@ def test_a_copy_of_a_final_outcome_is_answered_without_loading_the_order(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, payment_method: str
 ) -> None:
     order = place(stack, payment_method)
-    key = final_call_key(uuid.UUID(order["id"]), "authorize", 1)
+    key = call_key(uuid.UUID(order["id"]), "authorize", 1)
     assert key in stack.container.final_calls
     before = versions(stack, order)
 
@@ -67,10 +78,54 @@ def test_a_copy_of_a_final_outcome_is_answered_without_loading_the_order(
 def test_a_call_still_in_flight_is_not_taken_for_final(stack: Stack) -> None:
     order = place(stack, "pm_card_processing")
     assert order["status"] == "processing"
-    assert final_call_key(uuid.UUID(order["id"]), "authorize", 1) not in stack.container.final_calls
+    assert call_key(uuid.UUID(order["id"]), "authorize", 1) not in stack.container.final_calls
     body = json.loads(webhook(order, 1200))
     body["data"]["object"]["id"] = (
         stack.container.app.get_order(uuid.UUID(order["id"])).attempt(1).psp_reference
     )
     assert deliver(stack, json.dumps(body).encode())["status"] == "applied"
     assert stack.container.app.get_order(uuid.UUID(order["id"])).status.value == "succeeded"
+
+
+@pytest.fixture
+def patient(
+    database_url: str, simulator_server: ThreadedServer, simulator: httpx.Client
+) -> Iterator[Stack]:
+    """The same API, with a PSP timeout long enough for a slow PSP's answer."""
+    settings = Settings(
+        database_url=database_url,
+        api_keys=f"checkout:{CHECKOUT}",
+        webhook_secret=SECRET,
+        **FAST | {"psp_timeout_s": 10},
+    )
+    migrate(settings)
+    container = build(settings, psp_url=simulator_server.url)
+    server = ThreadedServer(create_app(container)).start()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield Stack(http, container, simulator)
+    server.stop()
+    container.close()
+
+
+def test_a_webhook_that_overtakes_the_answer_waits_for_it_instead_of_racing(
+    patient: Stack, simulator: httpx.Client
+) -> None:
+    stack = patient
+    """The PSP's event can arrive while the checkout that made the call is still waiting for
+    (or recording) the answer. It waits, then finds the call final: no second record."""
+    simulator.put("/_control/faults", json={"latency_ms": 1500}).raise_for_status()
+    key = str(uuid.uuid4())
+    order_id = PaymentOrder.create_id(client_id_for(CHECKOUT), key)
+    placed: list[httpx.Response] = []
+    headers = {"Authorization": f"Bearer {CHECKOUT}", "Idempotency-Key": key}
+    thread = threading.Thread(
+        target=lambda: placed.append(stack.http.post("/v1/checkouts", json=CART, headers=headers))
+    )
+    thread.start()
+    time.sleep(0.5)  # recorded as requested; the PSP has not answered yet
+    early = {"id": str(order_id), "attempts": [{"psp_reference": "pay_early"}]}
+    assert deliver(stack, webhook(early, 1200))["status"] == "duplicate"
+    thread.join()
+    assert placed[0].status_code == 201 and placed[0].json()["status"] == "succeeded"
+    kinds = [type(e).__name__ for e in stack.container.app.history(order_id)]
+    assert "WebhookApplied" not in kinds
