@@ -71,6 +71,18 @@ class Stack:
         """The newest notification id in the store (straight from the database)."""
         return queries.log_head(self.store)
 
+    def wait_projected(self, timeout_s: float = 15.0) -> None:
+        """Until every read model has applied every event stored so far. An order read with
+        `min_position` may come from the store while they lag: a transaction anywhere on
+        the server holds them back for a moment (design.md section 8)."""
+        head = self.latest_position()
+        deadline = time.monotonic() + timeout_s
+        sql = "SELECT MIN(position) FROM projection_positions"
+        while int(self.store.one(sql)[0][0] or 0) < head:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the read models did not reach position {head}")
+            time.sleep(0.05)
+
     def settle_background_work(self, horizon_s: float = 3.0, timeout_s: float = 15.0) -> None:
         """Wait until no order has worker tasks due within `horizon_s` (earlier tests' orders
         may still be inquiring), so a test's scripted faults meet only its own requests."""

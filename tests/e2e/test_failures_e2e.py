@@ -138,6 +138,7 @@ def test_an_outcome_still_unknown_goes_to_review_and_an_operator_resolves_it(
     order = checkout(stack)
     review = stack.wait_for(order["id"], lambda o: o["status"] == "needs_review")
     assert review["attempts"][0]["status"] == "unknown"
+    stack.wait_projected()  # the dashboard is a read model
     board = stack.api.get("/v1/dashboard/failures").json()
     queued = [r for r in board["manual_review"] if r["order_id"] == order["id"]]
     assert queued and queued[0]["reason"].startswith("outcome_unknown")
