@@ -11,7 +11,7 @@ the current *epoch* (`start`, `base`), so positions rise with transaction ids. A
 takes only positions below what the oldest transaction still running could write,
 `base + (xmin - start) * SLOTS` with `xmin = pg_snapshot_xmin(pg_current_snapshot())`
 (`settled_below_sql`): everything below it has committed or never will, and whatever
-commits later lands above. The proof is in docs/capacity.md; tests/integration/
+commits later lands above. The proof is in docs/design.md section 8; tests/integration/
 test_log_order.py checks it against writers in threads and processes on every run.
 
 An epoch starts when `payments migrate` finds none, or finds that transaction ids went
@@ -178,12 +178,7 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        columns = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-        )
+        columns = _columns(stored_events)
         with self.datastore.get_connection() as conn, conn.cursor(binary=True) as cursor:
             cursor.execute(self.insert_statement, columns, prepare=True)
             ids = [row["id"] for row in cursor.fetchall()]
@@ -212,12 +207,7 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
         if pool is None:
             ids: Sequence[int] = await anyio.to_thread.run_sync(self.insert_events, stored_events)
             return ids
-        columns = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-        )
+        columns = _columns(stored_events)
         for attempt in range(1, TRIES + 1):
             try:
                 with _store_errors():
@@ -236,6 +226,16 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
     select_events = _fewer_tries(_library(PostgresApplicationRecorder.select_events))
     select_notifications = _fewer_tries(_library(PostgresApplicationRecorder.select_notifications))
     max_notification_id = _fewer_tries(_library(PostgresApplicationRecorder.max_notification_id))
+
+
+def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
+    """The insert function's four arrays."""
+    return (
+        [e.originator_id for e in stored_events],
+        [e.originator_version for e in stored_events],
+        [e.topic for e in stored_events],
+        [e.state for e in stored_events],
+    )
 
 
 @contextmanager

@@ -239,7 +239,7 @@ class PaymentsApp(Application[UUID]):
             written = await self._change_async(
                 order, lambda o: self._record_answer(o, o.call(kind, number), answer)
             )
-            self._log_answer(written, kind, number)
+            self._after_answer(written, kind, number)
         finally:
             del self.answering[key]
             recorded.set()
@@ -276,11 +276,8 @@ class PaymentsApp(Application[UUID]):
             return PspAnswer(
                 result=await self.psp.authorize_async(self._authorize_request(order, call))
             )
-        except PSPOutage as outage:
-            elapsed_ms = int((time.monotonic() - started) * 1000)
-            return PspAnswer(outage=outage, elapsed_ms=elapsed_ms)
-        except PSPRejected as rejected:
-            return PspAnswer(rejected=rejected)
+        except (PSPOutage, PSPRejected) as error:
+            return _failed(error, started)
 
     async def _change_async(
         self, order: PaymentOrder, command: Callable[[PaymentOrder], CommandResult]
@@ -530,10 +527,11 @@ class PaymentsApp(Application[UUID]):
         written = self.change(
             order.id, lambda o: self._record_answer(o, o.call(kind, number), answer), order
         )
-        self._log_answer(written, kind, number)
+        self._after_answer(written, kind, number)
         return written
 
-    def _log_answer(self, written: Written, kind: CallKind, number: int) -> None:
+    def _after_answer(self, written: Written, kind: CallKind, number: int) -> None:
+        """Log a PSP call's recorded outcome, and report the call if it is final."""
         settled = written.order.call(kind, number)
         if not settled.in_flight and not settled.failed:  # no result is accepted any more
             self.on_final(written.order.id, kind, number)
@@ -583,11 +581,8 @@ class PaymentsApp(Application[UUID]):
         started = time.monotonic()
         try:
             return PspAnswer(result=self._dispatch(order, call))
-        except PSPOutage as outage:
-            elapsed_ms = int((time.monotonic() - started) * 1000)
-            return PspAnswer(outage=outage, elapsed_ms=elapsed_ms)
-        except PSPRejected as rejected:
-            return PspAnswer(rejected=rejected)
+        except (PSPOutage, PSPRejected) as error:
+            return _failed(error, started)
 
     def _record_answer(self, order: PaymentOrder, call: PspCall, answer: PspAnswer) -> None:
         if answer.outage is not None:
@@ -649,6 +644,13 @@ class PaymentsApp(Application[UUID]):
             time.sleep(0.05)
             order = self.get_order(order.id)
         return order
+
+
+def _failed(error: PSPOutage | PSPRejected, started: float) -> PspAnswer:
+    """A PSP call that raised: an outage (with how long it took) or a refused request."""
+    if isinstance(error, PSPRejected):
+        return PspAnswer(rejected=error)
+    return PspAnswer(outage=error, elapsed_ms=int((time.monotonic() - started) * 1000))
 
 
 def call_key(order_id: UUID, kind: str, number: int) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[int, float, str]]:
+def processes() -> dict[int, tuple[int, float, str]]:
     """pid -> (parent pid, CPU seconds so far, command name)."""
     found = {}
     for entry in Path("/proc").iterdir():
@@ -30,7 +30,7 @@ def _processes() -> dict[int, tuple[int, float, str]]:
 def snapshot(roots: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds of each group: its root processes with all their descendants, and
     "postgres" for the server's processes."""
-    table = _processes()
+    table = processes()
     children: dict[int, list[int]] = defaultdict(list)
     for pid, (parent, _, _) in table.items():
         children[parent].append(pid)

@@ -44,11 +44,9 @@ class BenchStack:
         workers: str,
         psp_latency_ms: int,
         extra: dict[str, str],
-        *,
-        webhooks: bool = True,
     ) -> BenchStack:
         """`payments serve --workers <workers>` with its defaults plus `extra`, the simulator
-        sending a webhook for every payment (or none), on a new database."""
+        sending a webhook for every payment, on a new database."""
         database = f"bench_{secrets.token_hex(4)}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -57,18 +55,17 @@ class BenchStack:
             "database_url": stack.database_url,
             "webhook_secret": secrets.token_urlsafe(16),
         } | extra
-        stack._launch(workers, psp_latency_ms, webhooks)
+        stack._launch(workers, psp_latency_ms)
         return stack
 
-    def _launch(self, workers: str, psp_latency_ms: int, webhooks: bool) -> None:
+    def _launch(self, workers: str, psp_latency_ms: int) -> None:
         port = free_port()
         if self.settings.get("psp") == "stripe":
             self.localstripe = localstripe.start(free_port())
             self.settings["stripe_api_base"] = self.localstripe.url
             self.settings["stripe_secret_key"] = "sk_test_bench"  # noqa: S105 - localstripe takes any
         else:
-            hooks = f"http://127.0.0.1:{port}/v1/webhooks/psp" if webhooks else None
-            self._launch_simulator(psp_latency_ms, hooks)
+            self._launch_simulator(psp_latency_ms, f"http://127.0.0.1:{port}/v1/webhooks/psp")
         subprocess.run(
             [str(BIN / "payments"), "migrate"], env=base_env(**self.settings), check=True
         )
@@ -76,7 +73,7 @@ class BenchStack:
         self.processes.append(api.start(timeout_s=60))
         self.api_url = f"http://127.0.0.1:{port}"
 
-    def _launch_simulator(self, psp_latency_ms: int, webhook_url: str | None) -> None:
+    def _launch_simulator(self, psp_latency_ms: int, webhook_url: str) -> None:
         secret = self.settings["webhook_secret"]
         sim = psp_simulator(webhook_url, secret, webhooks="all").start()
         self.settings["psp_url"] = str(sim.health_url).removesuffix("/healthz")

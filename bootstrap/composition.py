@@ -72,10 +72,10 @@ class Container:
     outbound: OutboundWorker
     stop: threading.Event = field(default_factory=threading.Event)
     recent_webhooks: RecentIds = field(default_factory=lambda: RecentIds(50_000))
-    final_calls: RecentIds = field(default_factory=lambda: RecentIds(50_000))
-    """Calls this process recorded a final outcome for (`PaymentsApp.on_final`)."""
     """PSP event ids this process applied (or found duplicate) lately: a copy of one is
     answered `duplicate` without loading its order."""
+    final_calls: RecentIds = field(default_factory=lambda: RecentIds(50_000))
+    """Calls this process recorded a final outcome for (`PaymentsApp.on_final`)."""
     threads: list[threading.Thread] = field(default_factory=list)
     stuck_after_s: float = 30.0
     """How long the in-process projection runner may go without completing a batch (or

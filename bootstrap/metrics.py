@@ -77,7 +77,7 @@ class _StoreGauges(Collector):
         yield GaugeMetricFamily(
             "payments_log_held_seconds",
             "Age of the oldest write transaction on the server: it holds back every reader of "
-            "the event log (docs/capacity.md)",
+            "the event log (docs/design.md section 8)",
             value=self._held_seconds(),
         )
         yield GaugeMetricFamily(

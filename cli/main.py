@@ -91,6 +91,9 @@ def serve(
         container.close()
 
 
+MAX_SERVER_PROCESSES = 64
+
+
 def server_processes(workers: str, settings: Settings) -> int:
     """`--workers`: a number, or 'auto': one process per core on PostgreSQL (a checkout is
     bound by the CPU, and one process uses about one core), one on SQLite."""
@@ -104,9 +107,6 @@ def server_processes(workers: str, settings: Settings) -> int:
             f"must be 'auto' or a number from 1 to {MAX_SERVER_PROCESSES}", param_hint="--workers"
         )
     return count
-
-
-MAX_SERVER_PROCESSES = 64
 
 
 def _with_psp(settings: Settings, host: str, port: int) -> Settings:

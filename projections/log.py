@@ -31,7 +31,7 @@ class EventLog:
         self.db = db
         self.mapper = mapper
         sqlite = db.dialect == "sqlite"
-        self._position = "rowid" if sqlite else "notification_id"
+        self._position = position_column(db)
         self._hex_ids = sqlite
         # SQLite commits one writer at a time, in position order: every row is settled.
         settled = "1" if sqlite else f"notification_id < {settled_below_sql(db.events_table)}"
@@ -52,10 +52,6 @@ class EventLog:
     def count_after(self, tx: Tx, after: int) -> int:
         """How many events lie after position `after`."""
         return events_after(self.db, tx, after)
-
-    def read(self, tx: Tx, after: int, limit: int) -> list[LogRow]:
-        """(position, order id, version) of up to `limit` settled events after `after`."""
-        return self.read_settled(tx, after, limit)[0]
 
     def read_settled(self, tx: Tx, after: int, limit: int) -> tuple[list[LogRow], bool]:
         """Up to `limit` events after `after`, stopping before the first one a transaction
@@ -139,18 +135,21 @@ class EventLog:
         return order_id.hex if self._hex_ids else order_id
 
 
+def position_column(db: Database) -> str:
+    """The column that holds an event's position in the log."""
+    return "rowid" if db.dialect == "sqlite" else "notification_id"
+
+
 def events_after(db: Database, tx: Tx, after: int) -> int:
     """How many events lie after position `after`. Not `head - after`: on PostgreSQL
     positions come from transaction ids, with gaps between them."""
-    column = "rowid" if db.dialect == "sqlite" else "notification_id"
-    sql = f"SELECT COUNT(*) FROM {db.events_table} WHERE {column} > %s"  # noqa: S608
+    sql = f"SELECT COUNT(*) FROM {db.events_table} WHERE {position_column(db)} > %s"  # noqa: S608
     return int(tx.execute(sql, (after,))[0][0])
 
 
 def head_sql(db: Database) -> str:
     """SQL for the position of the newest event (NULL when the log is empty)."""
-    column = "rowid" if db.dialect == "sqlite" else "notification_id"
-    return f"SELECT MAX({column}) FROM {db.events_table}"  # noqa: S608
+    return f"SELECT MAX({position_column(db)}) FROM {db.events_table}"  # noqa: S608
 
 
 def replay(events: Sequence[Any]) -> PaymentOrder:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 from uuid import UUID
 
@@ -41,17 +42,8 @@ class MeteredPSP(PSPPort):
         return self.inner.asynchronous
 
     async def authorize_async(self, request: AuthorizeRequest) -> PSPResult:
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            result = await self.inner.authorize_async(request)
-            outcome = result.status.value
-            return result
-        except (PSPOutage, PSPRejected) as error:
-            outcome = _outcome(error)
-            raise
-        finally:
-            self._count("authorize", outcome, started)
+        with self._metered("authorize") as seen:
+            return seen(await self.inner.authorize_async(request))
 
     def capture(self, request: FollowUpRequest) -> PSPResult:
         return self._measure("capture", lambda: self.inner.capture(request))
@@ -69,21 +61,29 @@ class MeteredPSP(PSPPort):
         return self._measure("call_of", lambda: self.inner.call_of(psp_reference))
 
     def _measure(self, operation: str, call: Callable[[], R]) -> R:
+        with self._metered(operation) as seen:
+            return seen(call())
+
+    @contextmanager
+    def _metered(self, operation: str) -> Iterator[Callable[[R], R]]:
+        """Counts and times one call: the body passes its result through `seen`; an outage
+        or a refusal is counted by its kind, anything else as `error`."""
         started = time.monotonic()
         outcome = "error"
-        try:
-            result = call()
+
+        def seen(result: R) -> R:
+            nonlocal outcome
             outcome = result.status.value if isinstance(result, PSPResult) else "not_found"
             return result
+
+        try:
+            yield seen
         except (PSPOutage, PSPRejected) as error:
-            outcome = _outcome(error)
+            outcome = error.code if isinstance(error, PSPOutage) else "rejected"
             raise
         finally:
-            self._count(operation, outcome, started)
-
-    def _count(self, operation: str, outcome: str, started: float) -> None:
-        self.calls.labels(operation, outcome).inc()
-        self.seconds.labels(operation).observe(time.monotonic() - started)
+            self.calls.labels(operation, outcome).inc()
+            self.seconds.labels(operation).observe(time.monotonic() - started)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
@@ -94,7 +94,3 @@ class MeteredPSP(PSPPort):
         close = getattr(self.inner, "close_async", None)
         if close:
             await close()
-
-
-def _outcome(error: PSPOutage | PSPRejected) -> str:
-    return error.code if isinstance(error, PSPOutage) else "rejected"

@@ -90,9 +90,7 @@ class HttpPSP(PSPPort):
                 self._base_url + "/v1/payments", data=data, headers=headers
             ) as response:
                 content = await response.read()
-        except aiohttp.ConnectionTimeoutError as error:
-            raise PSPUnavailable(f"could not reach the PSP: {type(error).__name__}") from error
-        except aiohttp.ClientConnectorError as error:
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
             raise PSPUnavailable(f"could not reach the PSP: {type(error).__name__}") from error
         except TimeoutError as error:
             raise PSPTimeout(f"the PSP did not answer in time: {type(error).__name__}") from error

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap.composition import Container, build
 from bootstrap.migrate import migrate
@@ -36,3 +38,16 @@ def container(
     built = build(settings, psp_url=simulator_server.url)
     yield built
     built.close()
+
+
+@contextmanager
+def serving(settings: Settings, psp_url: str) -> Iterator[tuple[str, Container]]:
+    """The API in this process on a freshly migrated store: its URL and its container."""
+    migrate(settings)
+    container = build(settings, psp_url=psp_url)
+    server = ThreadedServer(create_app(container)).start()
+    try:
+        yield server.url, container
+    finally:
+        server.stop()
+        container.close()

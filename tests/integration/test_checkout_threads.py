@@ -12,13 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.main import create_app
 from api.threaded_server import ThreadedServer
-from bootstrap.composition import Container, build
-from bootstrap.migrate import migrate
+from bootstrap.composition import Container
 from bootstrap.settings import Settings
 from projections.log import EventLog
-from tests.integration.conftest import FAST
+from tests.integration.conftest import FAST, serving
 from tests.integration.test_overload import CART
 
 CHECKOUTS = 12
@@ -30,13 +28,9 @@ def api(
 ) -> Iterator[tuple[str, Container]]:
     """The API with one thread for blocking routes, in front of a PSP that takes 700 ms."""
     settings = Settings(database_url=database_url, http_threads=1, **FAST | {"psp_timeout_s": 5})
-    migrate(settings)
     simulator.put("/_control/faults", json={"latency_ms": 700}).raise_for_status()
-    container = build(settings, psp_url=simulator_server.url)
-    server = ThreadedServer(create_app(container)).start()
-    yield server.url, container
-    server.stop()
-    container.close()
+    with serving(settings, simulator_server.url) as api:
+        yield api
 
 
 def test_checkouts_wait_for_the_psp_together_not_in_turn(

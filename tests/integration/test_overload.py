@@ -12,12 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.main import create_app
 from api.threaded_server import ThreadedServer
-from bootstrap.composition import Container, build
-from bootstrap.migrate import migrate
+from bootstrap.composition import Container
 from bootstrap.settings import Settings
-from tests.integration.conftest import FAST
+from tests.integration.conftest import FAST, serving
 
 CART = {
     "buyer_id": "buyer-1",
@@ -33,13 +31,9 @@ def api(
 ) -> Iterator[tuple[str, Container]]:
     """The API with room for 3 requests at a time, in front of a PSP that takes 400 ms."""
     settings = Settings(database_url=database_url, max_in_flight=3, **FAST | {"psp_timeout_s": 3})
-    migrate(settings)
     simulator.put("/_control/faults", json={"latency_ms": 400}).raise_for_status()
-    container = build(settings, psp_url=simulator_server.url)
-    server = ThreadedServer(create_app(container)).start()
-    yield server.url, container
-    server.stop()
-    container.close()
+    with serving(settings, simulator_server.url) as api:
+        yield api
 
 
 def checkout(url: str) -> httpx.Response:

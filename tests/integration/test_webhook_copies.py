@@ -16,14 +16,11 @@ import pytest
 
 from adapters.psp.signature import HEADER, sign
 from api.auth import client_id_for
-from api.main import create_app
 from api.threaded_server import ThreadedServer
 from app.application import call_key
-from bootstrap.composition import build
-from bootstrap.migrate import migrate
 from bootstrap.settings import Settings
 from domain.order import PaymentOrder
-from tests.integration.conftest import FAST
+from tests.integration.conftest import FAST, serving
 from tests.integration.test_poison_input import (
     CART,
     CHECKOUT,
@@ -98,13 +95,11 @@ def patient(
         webhook_secret=SECRET,
         **FAST | {"psp_timeout_s": 10},
     )
-    migrate(settings)
-    container = build(settings, psp_url=simulator_server.url)
-    server = ThreadedServer(create_app(container)).start()
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with (
+        serving(settings, simulator_server.url) as (url, container),
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
         yield Stack(http, container, simulator)
-    server.stop()
-    container.close()
 
 
 def test_a_webhook_that_overtakes_the_answer_waits_for_it_instead_of_racing(
