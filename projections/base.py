@@ -10,6 +10,22 @@ from uuid import UUID
 
 from adapters.db import Tx
 from domain.order import PaymentOrder
+from projections.documents import order_json
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The order just after one of a batch's events that the marketplace is told of (its
+    status changed, or money went back): taken during the runner's one replay, so the read
+    models that need the order as it was at each version (the public events) replay nothing."""
+
+    position: int
+    event: Any
+    status: str
+    """The status the event moved the order to (unchanged for a refund that keeps it)."""
+    status_changed: bool
+    document: str
+    """The order's document (documents.order_json) as of this event."""
 
 
 @dataclass(frozen=True)
@@ -20,9 +36,8 @@ class OrderChange:
     order: PaymentOrder
     events: tuple[tuple[int, Any], ...]
     """(log position, domain event) pairs, in order."""
-    history: tuple[Any, ...] = ()
-    """Every event of the order up to the batch's end, oldest first (for read models that
-    need the order as it was at each version: the public events)."""
+    moments: tuple[Moment, ...] = ()
+    """The order as of each of those events that the marketplace is told of, in order."""
 
     @property
     def last_position(self) -> int:
@@ -31,7 +46,14 @@ class OrderChange:
     def after(self, position: int) -> OrderChange | None:
         """The part of this change a projection at `position` has not applied yet."""
         events = tuple(e for e in self.events if e[0] > position)
-        return OrderChange(self.order_id, self.order, events, self.history) if events else None
+        moments = tuple(m for m in self.moments if m.position > position)
+        return OrderChange(self.order_id, self.order, events, moments) if events else None
+
+    def document(self) -> str:
+        """The order's current document, taken from the last moment when that is now."""
+        if self.moments and self.moments[-1].event.originator_version == self.order.version:
+            return self.moments[-1].document
+        return order_json(self.order)
 
 
 class Projection(ABC):

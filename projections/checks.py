@@ -160,7 +160,7 @@ class ReadModels:
             return
         report.expected_rows += 1
         change = OrderChange(order_id, expected, ())
-        if row is None or _row(row) != _row(order_row(change)):
+        if row is None or not _same_row(row, order_row(change)):
             report.violate("order_rows", order_id, "the order_view row differs from the replay")
         if [tuple(r) for r in self.attempts.get(key, [])] != attempt_rows(change):
             report.violate("order_rows", order_id, "the attempt_view rows differ from the replay")
@@ -232,6 +232,10 @@ def _grouped(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
     return grouped
 
 
-def _row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """An order_view row with its document parsed (key order and spacing do not matter)."""
-    return (*row[:-1], json.loads(row[-1]))
+def _same_row(stored: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
+    """Whether an order_view row equals the replay's; the documents are compared as text
+    first (the projection writes what the replay writes) and parsed only when the text
+    differs, since key order and spacing do not matter."""
+    if tuple(stored[:-1]) != expected[:-1]:
+        return False
+    return stored[-1] == expected[-1] or json.loads(stored[-1]) == json.loads(expected[-1])

@@ -59,6 +59,11 @@ def order_json(order: PaymentOrder) -> str:
     return orjson.dumps(order_document(order)).decode()
 
 
+def is_refund(event: Any) -> bool:
+    """Whether an event gave money back to the buyer (the marketplace is told of each)."""
+    return type(event).__name__ == "Refunded"
+
+
 def utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a 'Z', exactly as pydantic writes datetimes in responses, so a
     stored document can be served as it is."""

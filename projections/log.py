@@ -18,7 +18,8 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from adapters.db import Database, Tx
 from adapters.event_store import settled_below_sql
 from domain.order import PaymentOrder
-from projections.base import OrderChange
+from projections.base import Moment, OrderChange
+from projections.documents import is_refund, order_json
 from projections.quarantine import describe
 
 LogRow = tuple[int, UUID, int]
@@ -163,14 +164,24 @@ def replay(events: Sequence[Any]) -> PaymentOrder:
 
 
 def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> OrderChange:
-    try:
-        order = replay(events)
-    except LookupError as error:
-        raise LookupError(f"the events of order {order_id} do not start with Placed") from error
-    new = tuple(
-        (positions[e.originator_version], e) for e in events if e.originator_version in positions
-    )
-    return OrderChange(order_id, order, new, tuple(events))
+    """Replay the order once, noting the moments of its new events on the way."""
+    order: Any = None
+    new: list[tuple[int, Any]] = []
+    moments: list[Moment] = []
+    for event in events:
+        before = order.status if order is not None else None
+        order = event.mutate(order)
+        position = positions.get(event.originator_version)
+        if position is None:
+            continue
+        new.append((position, event))
+        changed = order.status != before
+        if changed or is_refund(event):
+            moment = Moment(position, event, order.status.value, changed, order_json(order))
+            moments.append(moment)
+    if not isinstance(order, PaymentOrder):
+        raise LookupError(f"the events of order {order_id} do not start with Placed")
+    return OrderChange(order_id, order, tuple(new), tuple(moments))
 
 
 def _uuid(value: Any) -> UUID:

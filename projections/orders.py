@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 from adapters.db import Tx
 from projections.base import OrderChange, Projection
-from projections.documents import order_json
 
 
 class OrdersProjection(Projection):
@@ -106,7 +105,7 @@ def order_row(change: OrderChange) -> tuple[Any, ...]:
         order.version,
         order.created_on.timestamp(),
         order.modified_on.timestamp(),
-        order_json(order),
+        change.document(),
     )
 
 

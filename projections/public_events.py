@@ -14,15 +14,16 @@ one owner of the `public_events` table's SQL.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import orjson
+
 from adapters import webhook_store
 from adapters.db import Database, Tx
-from projections.base import OrderChange, Projection
-from projections.documents import order_document, utc
+from projections.base import Moment, OrderChange, Projection
+from projections.documents import is_refund, utc
 
 API_VERSION = "v1"
 TYPES = (
@@ -83,41 +84,37 @@ class PublicEventsProjection(Projection):
 
 
 def derive(change: OrderChange) -> list[dict[str, Any]]:
-    """The public events of a change's new internal events, each with the order as of it."""
-    new = {event.originator_version: position for position, event in change.events}
+    """The public events of a change's new internal events, each with the order as of it
+    (the moments the runner noted while replaying the order once)."""
     rows: list[dict[str, Any]] = []
-    order: Any = None
-    for event in change.history:
-        before = order.status if order is not None else None
-        order = event.mutate(order)
-        position = new.get(event.originator_version)
-        if position is None:
-            continue
-        if order.status != before:
-            rows.append(_row(order, event, position, 0, f"payment_order.{order.status.value}", ""))
-        if type(event).__name__ == "Refunded":
-            rows.append(_row(order, event, position, 1, "refund.succeeded", "_refund"))
+    for moment in change.moments:
+        if moment.status_changed:
+            rows.append(_row(change, moment, 0, f"payment_order.{moment.status}", ""))
+        if is_refund(moment.event):
+            rows.append(_row(change, moment, 1, "refund.succeeded", "_refund"))
     return rows
 
 
-def _row(order: Any, event: Any, position: int, sub: int, kind: str, suffix: str) -> dict[str, Any]:
+def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) -> dict[str, Any]:
+    order, event = change.order, moment.event
     event_id = f"evt_{order.id.hex}_{event.originator_version}{suffix}"
-    body = {
+    head = {
         "id": event_id,
         "type": kind,
         "api_version": API_VERSION,
         "created": utc(event.timestamp),
         "order_id": str(order.id),
-        "data": order_document(order),
     }
+    # The document is already JSON: spliced in as the last member, not parsed and dumped.
+    body = orjson.dumps(head)[:-1] + b',"data":' + moment.document.encode() + b"}"
     return {
-        "position": position,
+        "position": moment.position,
         "sub": sub,
         "id": event_id,
         "type": kind,
         "order_id": str(order.id),
         "client_id": order.client_id,
-        "body": json.dumps(body, separators=(",", ":")),
+        "body": body.decode(),
     }
 
 
