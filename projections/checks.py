@@ -238,4 +238,4 @@ def _same_row(stored: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
     differs, since key order and spacing do not matter."""
     if tuple(stored[:-1]) != expected[:-1]:
         return False
-    return stored[-1] == expected[-1] or json.loads(stored[-1]) == json.loads(expected[-1])
+    return bool(stored[-1] == expected[-1] or json.loads(stored[-1]) == json.loads(expected[-1]))

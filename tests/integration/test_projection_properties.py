@@ -100,6 +100,7 @@ def replayed_public_events(container: Container, orders: list[Any]) -> dict[str,
     expected: dict[str, tuple[str, Any]] = {}
     for order_id in set(orders):
         order: Any = None
+        event: Any
         for event in container.app.history(order_id):
             before = order.status if order is not None else None
             order = event.mutate(order)
