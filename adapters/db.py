@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -93,6 +94,17 @@ class Database(ABC):
     def read(self) -> Iterator[Tx]:
         """A consistent read-only snapshot."""
 
+    def export_snapshot(self, tx: Tx) -> str | None:
+        """An id other sessions can read `tx`'s snapshot under (`read_in`) while `tx` stays
+        open; None where the store cannot share one (SQLite)."""
+        return None
+
+    @contextmanager
+    def read_in(self, snapshot: str) -> Iterator[Tx]:
+        """A read-only transaction that sees exactly the snapshot another one exported."""
+        raise NotImplementedError(f"{self.dialect} cannot share a snapshot")
+        yield  # pragma: no cover - a generator, for contextmanager
+
     @abstractmethod
     def one(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one read-only statement on its own (a statement is its own snapshot): the
@@ -174,6 +186,18 @@ class PostgresDatabase(Database):
     def read(self) -> Iterator[Tx]:
         with self._checked(), self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield _PostgresTx(conn.cursor())
+
+    def export_snapshot(self, tx: Tx) -> str | None:
+        return str(tx.execute("SELECT pg_export_snapshot()")[0][0])
+
+    @contextmanager
+    def read_in(self, snapshot: str) -> Iterator[Tx]:
+        if not SNAPSHOT_ID.fullmatch(snapshot):  # a utility statement: no parameters
+            raise ValueError("not a snapshot id")
+        with self._checked(), self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             yield _PostgresTx(conn.cursor())
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -277,6 +301,8 @@ class _PostgresTx(Tx):
         return self.cursor.rowcount
 
 
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+"""What pg_export_snapshot() returns."""
 MAX_PARAMS = 20_000
 """Parameters per multi-row statement (PostgreSQL allows 65535)."""
 

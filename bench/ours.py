@@ -10,6 +10,7 @@ from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
+from bootstrap.audit_pool import AuditPool, processes_for
 from bootstrap.settings import Settings
 from projections import positions
 from projections.audit import Auditor
@@ -47,9 +48,12 @@ def catch_up_rate(settings: Settings) -> tuple[int, float]:
 
 
 def audit_rate(settings: Settings) -> tuple[int, float, bool]:
-    """(events, seconds, ok) of a full `payments audit`."""
+    """(events, seconds, ok) of a full `payments audit`, with the processes it would use."""
     app, db = open_store(settings)
-    report = Auditor(EventLog(db, app.mapper), app.config.timing).run()
+    with db.read() as tx:
+        count = processes_for(events_after(db, tx, 0))
+    helpers = AuditPool(settings, count) if count > 1 else None
+    report = Auditor(EventLog(db, app.mapper), app.config.timing).run(helpers=helpers)
     app.close()
     db.close()
     return report.events, report.seconds, report.ok

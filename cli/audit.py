@@ -12,7 +12,9 @@ import typer
 from rich.progress import Progress
 
 from adapters.db import STORE_ERRORS
+from bootstrap.audit_pool import AuditPool, processes_for
 from bootstrap.composition import Container
+from bootstrap.settings import Settings
 from cli.common import build_or_exit, load_settings
 from domain.reconciliation import SettlementBatch
 from projections.audit import Auditor, summary, to_json
@@ -30,17 +32,25 @@ def audit(
     at: Annotated[
         datetime | None, typer.Option(help="...as it was at this time (ISO 8601)")
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes to audit with (default: one per core on a large PostgreSQL store)",
+        ),
+    ] = None,
 ) -> None:
     """Replay every event, rebuild each order and the ledger, check the invariants and every
     read model; exit 1 on any violation."""
-    container = build_or_exit(load_settings(), with_psp=False)
+    settings = load_settings()
+    container = build_or_exit(settings, with_psp=False)
     auditor = Auditor(container.runner.log, container.app.config.timing)
     try:
         _require_tables(container)
         if order is not None:
             _audit_one(auditor, order, version, at, as_json)
             return
-        report = _with_progress(auditor, container.db, container.runner.log, quiet=as_json)
+        report = _with_progress(auditor, settings, container.runner.log, processes, quiet=as_json)
         check_settlements(container.reconciliation.batches(), report)
     finally:
         container.close()
@@ -49,12 +59,16 @@ def audit(
         raise typer.Exit(1)
 
 
-def _with_progress(auditor: Auditor, db: object, log: EventLog, *, quiet: bool):  # type: ignore[no-untyped-def]
+def _with_progress(
+    auditor: Auditor, settings: Settings, log: EventLog, processes: int | None, *, quiet: bool
+) -> Report:
     with log.db.read() as tx:
         total = log.count_after(tx, 0)
+    count = processes_for(total, processes)
+    helpers = AuditPool(settings, count) if count > 1 else None
     with Progress(disable=quiet, transient=True) as bar:
         task = bar.add_task("auditing", total=total)
-        return auditor.run(lambda n: bar.advance(task, n))
+        return auditor.run(lambda n: bar.advance(task, n), helpers)
 
 
 def _audit_one(

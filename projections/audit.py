@@ -11,7 +11,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.db import Tx
@@ -24,6 +24,22 @@ from projections.log import EventLog, replay
 from projections.report import Report
 
 CHUNK = 500
+SLICES = 64
+"""How many ranges of order ids a parallel audit splits the store into; each process takes
+the next free one, so a slow process or a late start costs no more than one slice."""
+
+
+class Helpers(Protocol):
+    """Other processes that audit slices of the store beside this one (bootstrap/audit_pool)."""
+
+    def start(
+        self, snapshot: str, positions: dict[str, int], held: set[tuple[str, str]]
+    ) -> Callable[[], int | None]:
+        """Start auditing slices in `snapshot`; returns how this process claims the next
+        free slice (None when none is left)."""
+
+    def results(self) -> list[Report]:
+        """Wait for the other processes and return what each found."""
 
 
 class Auditor:
@@ -35,8 +51,12 @@ class Auditor:
         self.timing = timing
         self.held: set[tuple[str, str]] = set()
 
-    def run(self, progress: Callable[[int], None] | None = None) -> Report:
-        """Audit everything; `progress` is told how many events each chunk covered."""
+    def run(
+        self, progress: Callable[[int], None] | None = None, helpers: Helpers | None = None
+    ) -> Report:
+        """Audit everything; `progress` is told how many events each chunk covered. With
+        `helpers`, other processes audit slices of the store in this one's snapshot (a
+        store that can share one: PostgreSQL)."""
         report = Report()
         started = time.perf_counter()
         with self.db.read() as tx:
@@ -44,13 +64,45 @@ class Auditor:
             self.held = quarantine.held(tx)
             for projection, order_id in sorted(self.held):
                 report.violate("quarantined", order_id, f"{projection} could not apply it")
-            for chunk in self._chunks(tx, report):
-                self._audit_chunk(tx, chunk, report)
-                if progress:
-                    progress(sum(len(events) for _, events in chunk))
+            snapshot = self.db.export_snapshot(tx) if helpers else None
+            if helpers and snapshot:
+                claim = helpers.start(snapshot, report.positions, self.held)
+                self.audit_slices(tx, claim, report, progress)
+                for part in helpers.results():
+                    report.merge(part)
+                    if progress:
+                        progress(part.events)
+            else:
+                self._audit_range(tx, None, None, report, progress)
             self._audit_totals(tx, report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def audit_slices(
+        self,
+        tx: Tx,
+        claim: Callable[[], int | None],
+        report: Report,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Audit the slices `claim` hands out until none is left (every process of a parallel
+        audit runs this, each in the same snapshot)."""
+        while (index := claim()) is not None:
+            self._audit_range(tx, *slice_bounds(index), report, progress)
+
+    def _audit_range(
+        self,
+        tx: Tx,
+        low: UUID | None,
+        high: UUID | None,
+        report: Report,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        """Audit the orders with ids from `low` (inclusive) to `high` (exclusive)."""
+        for chunk in self._chunks(tx, report, low, high):
+            self._audit_chunk(tx, chunk, report)
+            if progress:
+                progress(sum(len(events) for _, events in chunk))
 
     def replay(
         self, order_id: UUID, version: int | None = None, at: float | None = None
@@ -74,11 +126,14 @@ class Auditor:
         found = positions.read(self.db, tx, NAMES)
         return {name: found.get(name, 0) for name in NAMES}
 
-    def _chunks(self, tx: Tx, report: Report) -> Iterator[list[tuple[UUID, list[tuple[int, Any]]]]]:
-        """Orders in id order, CHUNK at a time, each with its (position, event) history; an
-        order with an event that does not decode is a violation, left out."""
+    def _chunks(
+        self, tx: Tx, report: Report, low: UUID | None, high: UUID | None
+    ) -> Iterator[list[tuple[UUID, list[tuple[int, Any]]]]]:
+        """Orders in id order from `low` to before `high`, CHUNK at a time, each with its
+        (position, event) history; an order with an event that does not decode is a
+        violation, left out."""
         last: UUID | None = None
-        while ids := self.log.order_ids(tx, last, CHUNK):
+        while ids := self.log.order_ids(tx, last, CHUNK, low=low, high=high):
             last = ids[-1]
             broken: dict[UUID, str] = {}
             histories = self.log.positioned_histories(tx, ids, broken)
@@ -150,6 +205,15 @@ class Auditor:
                 report.violate("ledger_total_zero", "-", f"{currency} sums to {total}")
         checks.compare_balances(tx, report)
         checks.orphan_rows(tx, self.db, report)
+
+
+def slice_bounds(index: int) -> tuple[UUID | None, UUID | None]:
+    """The order ids of slice `index` of SLICES: an equal share of the id space (ids are
+    uniform: uuid5 of the client and its key), None for an open end."""
+    step = 2**128 // SLICES
+    low = UUID(int=index * step) if index else None
+    high = UUID(int=(index + 1) * step) if index < SLICES - 1 else None
+    return low, high
 
 
 def summary(report: Report) -> str:

@@ -92,14 +92,25 @@ class EventLog:
         """Every event of one order, decoded."""
         return [e for _, e in self.positioned_histories(tx, [order_id]).get(order_id, [])]
 
-    def order_ids(self, tx: Tx, after: UUID | None, limit: int) -> list[UUID]:
-        """Up to `limit` order ids in id order, after `after` (from the first when None)."""
-        where = "WHERE originator_id > %s " if after is not None else ""
-        params: list[Any] = [self._raw(after)] if after is not None else []
+    def order_ids(
+        self,
+        tx: Tx,
+        after: UUID | None,
+        limit: int,
+        *,
+        low: UUID | None = None,
+        high: UUID | None = None,
+    ) -> list[UUID]:
+        """Up to `limit` order ids in id order, after `after` (from the first when None),
+        at least `low` and below `high` where given."""
+        bounds = [("originator_id > %s", after), ("originator_id >= %s", low)]
+        bounds.append(("originator_id < %s", high))
+        given = [(sql, self._raw(value)) for sql, value in bounds if value is not None]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in given)) if given else ""
         rows = tx.execute(
-            f"SELECT DISTINCT originator_id FROM {self.db.events_table} {where}"  # noqa: S608
+            f"SELECT DISTINCT originator_id FROM {self.db.events_table} {where} "  # noqa: S608
             "ORDER BY originator_id LIMIT %s",
-            [*params, limit],
+            [*(value for _, value in given), limit],
         )
         return [_uuid(r[0]) for r in rows]
 

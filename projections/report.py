@@ -31,6 +31,20 @@ class Report:
     def violate(self, check: str, order_id: object, detail: str) -> None:
         self.violations.append({"check": check, "order_id": str(order_id), "detail": detail})
 
+    def merge(self, other: Report) -> None:
+        """Add what another process found in its share of the same snapshot."""
+        self.events += other.events
+        self.orders += other.orders
+        self.expected_rows += other.expected_rows
+        for mine, theirs in (
+            (self.ledger, other.ledger),
+            (self.projected_ledger, other.projected_ledger),
+        ):
+            for key, amount in theirs.items():
+                mine[key] += amount
+        self.checked.update(other.checked)
+        self.violations.extend(other.violations)
+
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
         return {

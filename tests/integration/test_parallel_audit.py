@@ -1,0 +1,111 @@
+"""A parallel audit (bootstrap/audit_pool.py) reads exactly the auditing process's snapshot,
+covers every order exactly once across its slices, and finds what one process finds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from itertools import pairwise
+
+import pytest
+
+from bootstrap.audit_pool import AuditPool, processes_for
+from bootstrap.composition import Container
+from bootstrap.settings import Settings
+from domain.cart import Checkout, LineItem
+from projections.audit import SLICES, Auditor, slice_bounds
+from projections.log import events_after
+from projections.report import Report
+
+TOKENS = ["pm_card_visa", "pm_card_declined", "pm_card_visa", "pm_card_insufficient_funds"]
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """PostgreSQL only: SQLite cannot share a snapshot, so it is always audited by one."""
+    return postgres_url
+
+
+def place(container: Container, count: int) -> list[uuid.UUID]:
+    items = (LineItem("s1", "a", 1, 2000), LineItem("s2", "b", 2, 555))
+    ids = []
+    for n in range(count):
+        checkout = Checkout("buyer", "EUR", items, TOKENS[n % len(TOKENS)], "automatic")
+        written = container.app.place_checkout(
+            checkout, client_id="c", idempotency_key=str(uuid.uuid4())
+        )
+        ids.append(written.order.id)
+    return ids
+
+
+def helpers_only(
+    container: Container, settings: Settings, processes: int, after_export: Callable[[], object]
+) -> tuple[Report, int]:
+    """Export a snapshot, let `after_export` write more, then have helper processes audit
+    every slice (this process claims none); returns what they found and the events the
+    snapshot held."""
+    pool = AuditPool(settings, processes)
+    auditor = Auditor(container.runner.log, container.app.config.timing)
+    with container.db.read() as tx:
+        snapshot = container.db.export_snapshot(tx)
+        assert snapshot is not None
+        seen = events_after(container.db, tx, 0)
+        positions = auditor._positions(tx)  # what run() hands the helpers
+        after_export()
+        pool.start(snapshot, positions, set())
+        merged = Report(positions=positions)
+        for part in pool.results():
+            merged.merge(part)
+    return merged, seen
+
+
+def test_slices_cover_the_id_space_once() -> None:
+    bounds = [slice_bounds(i) for i in range(SLICES)]
+    assert bounds[0][0] is None and bounds[-1][1] is None
+    for (_, high), (low, _) in pairwise(bounds):
+        assert high == low is not None
+
+
+def test_helpers_read_the_exported_snapshot_and_every_order_once(
+    container: Container, settings: Settings
+) -> None:
+    orders = place(container, 24)
+    container.runner.catch_up()
+    with container.db.transaction() as tx:  # every order's row now differs from its replay
+        tx.execute("UPDATE order_view SET amount = amount + 1")
+
+    report, seen = helpers_only(container, settings, 3, lambda: place(container, 5))
+
+    assert report.events == seen  # not the 5 orders written after the export
+    assert report.orders == len(orders)
+    violated = [v["order_id"] for v in report.violations if v["check"] == "order_rows"]
+    assert sorted(violated) == sorted(str(o) for o in orders)  # each once: slices are disjoint
+
+
+def test_a_parallel_audit_finds_what_one_process_finds(
+    container: Container, settings: Settings
+) -> None:
+    place(container, 30)
+    container.runner.catch_up()
+    auditor = Auditor(container.runner.log, container.app.config.timing)
+    alone = auditor.run()
+    together = auditor.run(helpers=AuditPool(settings, 2))
+    assert alone.ok and together.ok, together.violations
+    for field in ("events", "orders", "expected_rows", "checked", "ledger", "projected_ledger"):
+        assert getattr(together, field) == getattr(alone, field), field
+
+    with container.db.transaction() as tx:
+        tx.execute("UPDATE ledger_balances SET balance = balance + 1")
+        tx.execute("DELETE FROM work_queue")
+    broken = auditor.run(helpers=AuditPool(settings, 2))
+    assert (
+        {v["check"] for v in broken.violations}
+        == {v["check"] for v in auditor.run().violations}
+        >= {"ledger_balances"}
+    )
+
+
+def test_small_stores_are_audited_by_one_process() -> None:
+    assert processes_for(100) == 1
+    assert processes_for(100, asked=3) == 3
+    assert processes_for(10**6) >= 1
