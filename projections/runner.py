@@ -12,12 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from uuid import UUID
 
 from adapters.db import STORE_ERRORS, TRANSIENT_ERRORS, Database, Tx
 from projections import positions, quarantine
 from projections.base import OrderChange, Projection
-from projections.log import EventLog
+from projections.log import EventLog, LogRow
 
 log = logging.getLogger("payments.projections")
 BATCH_SIZE = 500
@@ -27,6 +29,35 @@ GATHER_S = 0.05
 """After a short batch, how long to let new events gather before the next one. Under load
 this turns many one-event batches (each a transaction, a history query and a write per
 table) into a few larger ones, for at most this much more lag."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch covers: the settled log rows after `start`, and the orders they touch
+    rebuilt as of the last row (those that do not decode or replay are in `broken`)."""
+
+    start: int
+    rows: list[LogRow]
+    held_back: bool
+    changes: list[OrderChange]
+    broken: dict[UUID, str]
+
+    @property
+    def end(self) -> int:
+        return self.rows[-1][0]
+
+
+def _taken(ahead: Future[Batch] | None, start: int) -> Batch | None:
+    """The batch read ahead, if it starts at `start` and holds events (else read afresh:
+    another runner moved the positions, the log was caught up then, or the read failed)."""
+    if ahead is None:
+        return None
+    try:
+        batch = ahead.result()
+    except Exception as error:  # read again inside the batch's transaction, which reports it
+        log.debug("reading ahead failed: %s", type(error).__name__)
+        return None
+    return batch if batch.start == start and batch.rows else None
 
 
 class ProjectionRunner:
@@ -58,26 +89,50 @@ class ProjectionRunner:
 
     def run_batch(self, tx: Tx) -> int:
         """Process one batch inside the caller's transaction."""
+        return self._run_batch(tx)[0]
+
+    def _run_batch(
+        self, tx: Tx, ahead: Future[Batch] | None = None, reader: Executor | None = None
+    ) -> tuple[int, Future[Batch] | None]:
+        """Process one batch, taking it from `ahead` (read while the last one was written)
+        when that starts where the locked positions do; with `reader`, start reading the
+        next full batch while this one is written. Returns the events covered, and that."""
         done_at = self._positions(tx)
         start = min(done_at.values())
-        rows, self.held_back = self.log.read_settled(tx, start, self.batch_size)
-        if not rows:
-            return 0
+        batch = _taken(ahead, start) or self.read(tx, start)
+        self.held_back = batch.held_back
+        if not batch.rows:
+            return 0, None
+        following = None
+        if reader is not None and len(batch.rows) >= self.batch_size:
+            following = reader.submit(self._read_ahead, batch.end)
+        self._apply_all(tx, batch, done_at)
+        return len(batch.rows), following
+
+    def read(self, tx: Tx, start: int) -> Batch:
+        """The next batch after `start`: its settled log rows and the orders they touch."""
+        rows, held_back = self.log.read_settled(tx, start, self.batch_size)
         broken: dict[UUID, str] = {}
-        changes = self.log.changes(tx, rows, broken)
+        changes = self.log.changes(tx, rows, broken) if rows else []
+        return Batch(start, rows, held_back, changes, broken)
+
+    def _read_ahead(self, start: int) -> Batch:
+        with self.db.read() as tx:
+            return self.read(tx, start)
+
+    def _apply_all(self, tx: Tx, batch: Batch, done_at: dict[str, int]) -> None:
         held = quarantine.held(tx)
-        end = rows[-1][0]
+        end = batch.end
         for projection in self.projections:
             name, done = projection.position_name, done_at[projection.position_name]
-            for order_id, error in broken.items():
+            for order_id, error in batch.broken.items():
                 quarantine.add(tx, name, str(order_id), end, error)
-            new = [c for c in (change.after(done) for change in changes) if c]
-            new = [c for c in new if (name, str(c.order_id)) not in held]
+            new = [c for c in (change.after(done) for change in batch.changes) if c]
+            new = [c for c in new if (name, c.key) not in held]
             if new:
                 self._apply(tx, projection, new)
             if end > done:
                 positions.advance(tx, name, end)
-        return len(rows)
 
     def _apply(self, tx: Tx, projection: Projection, changes: list[OrderChange]) -> None:
         """Apply a batch to one read model; if it fails, apply it order by order and
@@ -98,7 +153,7 @@ class ProjectionRunner:
             except TRANSIENT_ERRORS:
                 raise
             except Exception as error:
-                order_id = str(change.order_id)
+                order_id = change.key
                 log.error(
                     "projection %s cannot apply order %s; quarantined",
                     projection.position_name,
@@ -113,18 +168,28 @@ class ProjectionRunner:
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Run batches until nothing is left; returns the events processed. Events a
-        running transaction holds back are waited for: they are committed already."""
+        running transaction holds back are waited for: they are committed already. On
+        PostgreSQL the next batch is read and replayed on a second connection while this
+        one is written, so the database's time and ours overlap."""
         total = 0
-        while True:
-            processed = self.run_once()
-            if processed:
-                total += processed
-                if progress:
-                    progress(processed)
-            elif self.held_back:
-                time.sleep(HELD_WAIT_S)
-            else:
-                return total
+        ahead: Future[Batch] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+            while True:
+                with self.db.transaction() as tx:
+                    processed, ahead = self._run_batch(tx, ahead, self._reader(reader))
+                self.last_progress = time.monotonic()
+                if processed:
+                    total += processed
+                    if progress:
+                        progress(processed)
+                elif self.held_back:
+                    time.sleep(HELD_WAIT_S)
+                else:
+                    return total
+
+    def _reader(self, reader: Executor) -> Executor | None:
+        """SQLite reads ahead for nothing: one file, one writer, no second core to use."""
+        return reader if self.db.dialect == "postgres" else None
 
     def run_forever(
         self, stop: threading.Event, idle_s: float = 0.5, gather_s: float = GATHER_S
