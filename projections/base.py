@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -43,8 +44,15 @@ class OrderChange:
     def last_position(self) -> int:
         return self.events[-1][0]
 
+    @cached_property
+    def key(self) -> str:
+        """The order id as the read models store it (made once, not once a row)."""
+        return str(self.order_id)
+
     def after(self, position: int) -> OrderChange | None:
         """The part of this change a projection at `position` has not applied yet."""
+        if self.events and self.events[0][0] > position:
+            return self  # the usual case: all of it
         events = tuple(e for e in self.events if e[0] > position)
         moments = tuple(m for m in self.moments if m.position > position)
         return OrderChange(self.order_id, self.order, events, moments) if events else None

@@ -98,7 +98,7 @@ class FailuresProjection(Projection):
         for change in changes:
             for _, event in change.events:
                 at = event.timestamp.timestamp()
-                key = (str(change.order_id), event.originator_version)
+                key = (change.key, event.originator_version)
                 if failure := failure_of(event):
                     rows.append((*key, *failure, at))
                 if challenge := challenge_of(event, change.order):

@@ -44,7 +44,7 @@ class LedgerProjection(Projection):
             for _, event in change.events:
                 postings = postings_for(event, change.order.currency)
                 at = event.timestamp.timestamp() if postings else 0.0
-                key = (str(change.order_id), event.originator_version)
+                key = (change.key, event.originator_version)
                 for line, p in enumerate(postings):
                     entries.append((*key, line, p.account, p.currency, p.amount, at))
                     totals[p.account, p.currency] += p.amount

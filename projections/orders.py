@@ -93,7 +93,7 @@ def order_row(change: OrderChange) -> tuple[Any, ...]:
     order = change.order
     review = order.review["reason"] if order.review else None
     return (
-        str(order.id),
+        change.key,
         order.client_id,
         order.buyer_id,
         order.status.value,
@@ -131,6 +131,5 @@ def dispute_rows(change: OrderChange) -> list[tuple[Any, ...]]:
 def attempt_rows(change: OrderChange) -> list[tuple[Any, ...]]:
     at = change.order.modified_on.timestamp()
     return [
-        (str(change.order_id), a.number, a.status.value, a.failure_code, at)
-        for a in change.order.attempts
+        (change.key, a.number, a.status.value, a.failure_code, at) for a in change.order.attempts
     ]

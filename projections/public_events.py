@@ -103,7 +103,7 @@ def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) 
         "type": kind,
         "api_version": API_VERSION,
         "created": utc(event.timestamp),
-        "order_id": str(order.id),
+        "order_id": change.key,
     }
     # The document is already JSON: spliced in as the last member, not parsed and dumped.
     body = orjson.dumps(head)[:-1] + b',"data":' + moment.document.encode() + b"}"
@@ -112,7 +112,7 @@ def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) 
         "sub": sub,
         "id": event_id,
         "type": kind,
-        "order_id": str(order.id),
+        "order_id": change.key,
         "client_id": order.client_id,
         "body": body.decode(),
     }

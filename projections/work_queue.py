@@ -32,9 +32,9 @@ class WorkQueueProjection(Projection):
         for change in changes:
             work = next_due(change.order, self.timing)
             if work is None:
-                done.append(str(change.order_id))
+                done.append(change.key)
             else:
-                upserts.append((str(change.order_id), work.due_at.timestamp(), work.task.value))
+                upserts.append((change.key, work.due_at.timestamp(), work.task.value))
         tx.delete_in(self.t("work_queue"), "order_id", done)
         tx.insert(
             f"INSERT INTO {self.t('work_queue')} (order_id, due_at, task)",
