@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.db import Tx
-from domain.ledger import postings_for
+from domain.ledger import Posting, postings_for
 from domain.order import PaymentOrder
 from domain.worklist import Timing, next_due
 from projections import checks, positions, quarantine
@@ -158,8 +158,9 @@ class Auditor:
             except Exception as error:
                 report.violate("replay", order_id, quarantine.describe(error))
                 continue
-            checks.audit_history(order_id, history, order, report)
-            self._compare(order_id, history, order, models, report)
+            postings = [postings_for(e, order.currency) for _, e in history]
+            checks.audit_history(order_id, history, order, report, postings)
+            self._compare(order_id, history, order, models, report, postings)
 
     def _compare(
         self,
@@ -168,6 +169,7 @@ class Auditor:
         order: PaymentOrder,
         models: checks.ReadModels,
         report: Report,
+        postings: list[list[Posting]],
     ) -> None:
         positions = report.positions
         last = max(p for p, _ in history)
@@ -185,12 +187,13 @@ class Auditor:
         if "work_queue" not in held:
             queued = as_of(positions["work_queue"])
             models.check_work(order_id, next_due(queued, self.timing) if queued else None, report)
-        currency = order.currency
         if "ledger" not in held:
             ledger = [
-                (p, e) for p, e in history if p <= positions["ledger"] and postings_for(e, currency)
+                (e, lines)
+                for (p, e), lines in zip(history, postings, strict=True)
+                if p <= positions["ledger"] and lines
             ]
-            models.check_ledger(order_id, ledger, currency, report)
+            models.check_ledger(order_id, ledger, report)
         if "failures" not in held:
             failures = [(p, e) for p, e in history if p <= positions["failures"]]
             models.check_failures(order_id, failures, order, report)

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.db import Database, Tx
-from domain.ledger import postings_for
+from domain.ledger import Posting
 from domain.order import PaymentOrder
 from domain.worklist import Work
 from projections.base import OrderChange
@@ -21,10 +21,14 @@ _SUCCESSES = {"Authorized", "Captured", "Voided", "Refunded"}
 
 
 def audit_history(
-    order_id: UUID, history: list[tuple[int, Any]], order: PaymentOrder, report: Report
+    order_id: UUID,
+    history: list[tuple[int, Any]],
+    order: PaymentOrder,
+    report: Report,
+    postings: list[list[Posting]],
 ) -> None:
     """Invariants every order must satisfy, whatever the read models say; `order` is the
-    history replayed."""
+    history replayed, `postings` each event's postings (domain.ledger.postings_for)."""
     events = [e for _, e in history]
     versions = [e.originator_version for e in events]
     report.checked["version_order"] += 1
@@ -35,7 +39,7 @@ def audit_history(
     if positions != sorted(positions):
         report.violate("log_order", order_id, "a later version was logged before an earlier one")
     _check_order(order_id, order, report)
-    _check_postings(order_id, order.currency, events, report)
+    _check_postings(order_id, events, postings, report)
     _check_psp_keys(order_id, events, report)
 
 
@@ -59,9 +63,10 @@ def _check_order(order_id: UUID, order: PaymentOrder, report: Report) -> None:
             report.violate("refunds_within_captures", order_id, f"seller {captured.seller_id}")
 
 
-def _check_postings(order_id: UUID, currency: str, events: list[Any], report: Report) -> None:
-    for event in events:
-        postings = postings_for(event, currency)
+def _check_postings(
+    order_id: UUID, events: list[Any], postings_of: list[list[Posting]], report: Report
+) -> None:
+    for event, postings in zip(events, postings_of, strict=True):
         if not postings:
             continue
         report.checked["posting_sets_zero"] += 1
@@ -176,11 +181,12 @@ class ReadModels:
             report.violate("work_queue", order_id, f"queue has {row}, replay says {wanted}")
 
     def check_ledger(
-        self, order_id: UUID, events: list[tuple[int, Any]], currency: str, report: Report
+        self, order_id: UUID, events: list[tuple[Any, list[Posting]]], report: Report
     ) -> None:
+        """`events`: those the ledger has seen that post, each with its postings."""
         expected = []
-        for _, event in events:
-            for line, p in enumerate(postings_for(event, currency)):
+        for event, postings in events:
+            for line, p in enumerate(postings):
                 expected.append(
                     (str(order_id), event.originator_version, line, p.account, p.currency, p.amount)
                 )
