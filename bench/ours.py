@@ -10,7 +10,7 @@ from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
-from bootstrap.audit_pool import AuditPool, processes_for
+from bootstrap.audit_pool import helpers_for
 from bootstrap.settings import Settings
 from projections import positions
 from projections.audit import Auditor
@@ -51,8 +51,7 @@ def audit_rate(settings: Settings) -> tuple[int, float, bool]:
     """(events, seconds, ok) of a full `payments audit`, with the processes it would use."""
     app, db = open_store(settings)
     with db.read() as tx:
-        count = processes_for(events_after(db, tx, 0))
-    helpers = AuditPool(settings, count) if count > 1 else None
+        helpers = helpers_for(settings, events_after(db, tx, 0))
     report = Auditor(EventLog(db, app.mapper), app.config.timing).run(helpers=helpers)
     app.close()
     db.close()

@@ -38,6 +38,12 @@ def processes_for(events: int, asked: int | None = None) -> int:
     return max(1, min(MAX_PROCESSES, len(os.sched_getaffinity(0))))
 
 
+def helpers_for(settings: Settings, events: int, asked: int | None = None) -> AuditPool | None:
+    """The helpers an audit of `events` should have (`processes_for`), None for one process."""
+    count = processes_for(events, asked)
+    return AuditPool(settings, count) if count > 1 else None
+
+
 class AuditPool:
     """`processes - 1` helper processes for `Auditor.run(helpers=...)`."""
 

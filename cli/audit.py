@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress
 
 from adapters.db import STORE_ERRORS
-from bootstrap.audit_pool import AuditPool, processes_for
+from bootstrap.audit_pool import helpers_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 from cli.common import build_or_exit, load_settings
@@ -64,8 +64,7 @@ def _with_progress(
 ) -> Report:
     with log.db.read() as tx:
         total = log.count_after(tx, 0)
-    count = processes_for(total, processes)
-    helpers = AuditPool(settings, count) if count > 1 else None
+    helpers = helpers_for(settings, total, processes)
     with Progress(disable=quiet, transient=True) as bar:
         task = bar.add_task("auditing", total=total)
         return auditor.run(lambda n: bar.advance(task, n), helpers)

@@ -103,14 +103,13 @@ class EventLog:
     ) -> list[UUID]:
         """Up to `limit` order ids in id order, after `after` (from the first when None),
         at least `low` and below `high` where given."""
-        bounds = [("originator_id > %s", after), ("originator_id >= %s", low)]
-        bounds.append(("originator_id < %s", high))
-        given = [(sql, self._raw(value)) for sql, value in bounds if value is not None]
-        where = ("WHERE " + " AND ".join(sql for sql, _ in given)) if given else ""
+        bounds = {">": after, ">=": low, "<": high}
+        given = {op: self._raw(value) for op, value in bounds.items() if value is not None}
+        where = " AND ".join(f"originator_id {op} %s" for op in given) or "1 = 1"
         rows = tx.execute(
-            f"SELECT DISTINCT originator_id FROM {self.db.events_table} {where} "  # noqa: S608
+            f"SELECT DISTINCT originator_id FROM {self.db.events_table} WHERE {where} "  # noqa: S608
             "ORDER BY originator_id LIMIT %s",
-            [*(value for _, value in given), limit],
+            [*given.values(), limit],
         )
         return [_uuid(r[0]) for r in rows]
 

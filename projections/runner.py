@@ -82,10 +82,15 @@ class ProjectionRunner:
 
     def run_once(self) -> int:
         """Process one batch; returns how many events it covered (0 when caught up)."""
+        return self._run_once()[0]
+
+    def _run_once(
+        self, ahead: Future[Batch] | None = None, reader: Executor | None = None
+    ) -> tuple[int, Future[Batch] | None]:
         with self.db.transaction() as tx:
-            processed = self.run_batch(tx)
+            done = self._run_batch(tx, ahead, reader)
         self.last_progress = time.monotonic()
-        return processed
+        return done
 
     def run_batch(self, tx: Tx) -> int:
         """Process one batch inside the caller's transaction."""
@@ -173,11 +178,11 @@ class ProjectionRunner:
         one is written, so the database's time and ours overlap."""
         total = 0
         ahead: Future[Batch] | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+        # SQLite reads ahead for nothing: one file, one writer, no second core to use.
+        reads_ahead = self.db.dialect == "postgres"
+        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
             while True:
-                with self.db.transaction() as tx:
-                    processed, ahead = self._run_batch(tx, ahead, self._reader(reader))
-                self.last_progress = time.monotonic()
+                processed, ahead = self._run_once(ahead, pool if reads_ahead else None)
                 if processed:
                     total += processed
                     if progress:
@@ -186,10 +191,6 @@ class ProjectionRunner:
                     time.sleep(HELD_WAIT_S)
                 else:
                     return total
-
-    def _reader(self, reader: Executor) -> Executor | None:
-        """SQLite reads ahead for nothing: one file, one writer, no second core to use."""
-        return reader if self.db.dialect == "postgres" else None
 
     def run_forever(
         self, stop: threading.Event, idle_s: float = 0.5, gather_s: float = GATHER_S
