@@ -25,8 +25,17 @@ class Moment:
     status: str
     """The status the event moved the order to (unchanged for a refund that keeps it)."""
     status_changed: bool
-    document: str
-    """The order's document (documents.order_json) as of this event."""
+    document: str | None
+    """The order's document (documents.order_json) as of this event; None if it could not
+    be written (the read models that need it quarantine the order)."""
+
+    def written(self) -> str:
+        """The document, or the error a read model that needs it quarantines the order for."""
+        if self.document is None:
+            raise ValueError(
+                f"the order's document at version {self.event.originator_version} is not JSON"
+            )
+        return self.document
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,13 @@ class OrderChange:
 
     def document(self) -> str:
         """The order's current document, taken from the last moment when that is now."""
-        if self.moments and self.moments[-1].event.originator_version == self.order.version:
-            return self.moments[-1].document
+        last = self.moments[-1] if self.moments else None
+        if (
+            last is not None
+            and last.document
+            and last.event.originator_version == self.order.version
+        ):
+            return last.document
         return order_json(self.order)
 
 

@@ -187,11 +187,20 @@ def _change(order_id: UUID, events: list[Any], positions: dict[int, int]) -> Ord
         new.append((position, event))
         changed = order.status != before
         if changed or is_refund(event):
-            moment = Moment(position, event, order.status.value, changed, order_json(order))
+            moment = Moment(position, event, order.status.value, changed, _document(order))
             moments.append(moment)
     if not isinstance(order, PaymentOrder):
         raise LookupError(f"the events of order {order_id} do not start with Placed")
     return OrderChange(order_id, order, tuple(new), tuple(moments))
+
+
+def _document(order: PaymentOrder) -> str | None:
+    """The order's document now, or None if it cannot be written: then only the read models
+    that need it quarantine the order (as before moments), not every read model."""
+    try:
+        return order_json(order)
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return None
 
 
 def _uuid(value: Any) -> UUID:

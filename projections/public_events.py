@@ -106,7 +106,7 @@ def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) 
         "order_id": change.key,
     }
     # The document is already JSON: spliced in as the last member, not parsed and dumped.
-    body = orjson.dumps(head)[:-1] + b',"data":' + moment.document.encode() + b"}"
+    body = orjson.dumps(head)[:-1] + b',"data":' + moment.written().encode() + b"}"
     return {
         "position": moment.position,
         "sub": sub,
