@@ -42,19 +42,25 @@ def client_id_for(key: str) -> str:
 
 def authenticate(request: Request, authorization: str | None) -> Caller:
     """The caller for a request's `Authorization: Bearer <key>` header."""
-    keys: dict[str, Role] = request.app.state.container.settings.keys
-    if not keys:
-        return Caller(DEV_CLIENT, frozenset(Role))
-    scheme, _, token = (authorization or "").partition(" ")
-    role = _lookup(keys, token.strip()) if scheme.lower() == "bearer" else None
-    if role is None:
+    caller = caller_for(request.app.state.container.settings.keys, authorization)
+    if caller is None:
         raise Problem(
             401,
             "unauthorized",
             "send a valid API key as 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Caller(client_id_for(token.strip()), frozenset({role}))
+    return caller
+
+
+def caller_for(keys: dict[str, Role], authorization: str | None) -> Caller | None:
+    """The caller an `Authorization` header names, None if it names none (with no keys
+    configured, everyone is the development client with every role)."""
+    if not keys:
+        return Caller(DEV_CLIENT, frozenset(Role))
+    scheme, _, token = (authorization or "").partition(" ")
+    role = _lookup(keys, token.strip()) if scheme.lower() == "bearer" else None
+    return Caller(client_id_for(token.strip()), frozenset({role})) if role else None
 
 
 def _lookup(keys: dict[str, Role], token: str) -> Role | None:
@@ -82,5 +88,7 @@ def require(*roles: Role) -> object:
 
 
 CheckoutCaller = Annotated[Caller, require(Role.CHECKOUT)]
+READERS = frozenset({Role.CHECKOUT, Role.OPS})
+"""The roles that may read orders."""
 AnyCaller = Annotated[Caller, require(Role.CHECKOUT, Role.OPS)]
 OpsCaller = Annotated[Caller, require(Role.OPS)]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api import openapi, pages, problems
 from api.limits import BodySizeLimit, InputGuard
+from api.order_reads import OrderReads
 from api.routes import (
     checkouts,
     events,
@@ -58,6 +59,8 @@ def create_app(container: Container | None) -> FastAPI:
     problems.install(api)
     openapi.install(api)
     max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
+    if container:  # innermost: behind the shedder and the input guard, like every route
+        api.add_middleware(OrderReads, db=container.db, keys=container.settings.keys)
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
     settings = container.settings if container else Settings()

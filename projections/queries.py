@@ -39,6 +39,16 @@ async def order_async(db: Database, order_id: str) -> tuple[str, str] | None:
     return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
 
+async def orders_async(db: Database, order_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """`order_async` for many orders in one statement: order id -> (client id, document)."""
+    fragment, params = db.in_list(order_ids)
+    rows = await db.one_async(
+        f"SELECT order_id, client_id, document FROM order_view WHERE order_id {fragment}",  # noqa: S608
+        params,
+    )
+    return {str(o): (str(c), str(d)) for o, c, d in rows}
+
+
 def orders(
     db: Database,
     *,
