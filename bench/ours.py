@@ -10,13 +10,12 @@ from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
-from bootstrap.audit_pool import helpers_for
+from bootstrap.audit_pool import builders_for, helpers_for
 from bootstrap.settings import Settings
-from projections import positions
+from projections import bulk, positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections, create_tables
 from projections.log import EventLog, events_after
-from projections.runner import ProjectionRunner
 
 SUFFIX = "__bench"
 
@@ -29,13 +28,15 @@ def open_store(settings: Settings) -> tuple[PaymentsApp, Database]:
 
 
 def catch_up_rate(settings: Settings) -> tuple[int, float]:
-    """(events, seconds) for our runner to build every read model from scratch."""
+    """(events, seconds) to build every read model from scratch as `payments projections
+    rebuild` does (projections/bulk.py, with the processes it would use), into copies."""
     app, db = open_store(settings)
     projections = all_projections(app.config.timing, SUFFIX)
     create_tables(db, projections)
-    runner = ProjectionRunner(db, EventLog(db, app.mapper), projections)
+    with db.read() as tx:
+        helpers = builders_for(settings, events_after(db, tx, 0))
     started = time.perf_counter()
-    events = runner.catch_up()
+    events, _ = bulk.build(db, EventLog(db, app.mapper), projections, helpers)
     seconds = time.perf_counter() - started
     with db.transaction() as tx:
         for projection in projections:

@@ -1,36 +1,43 @@
-"""A parallel audit: processes that each audit slices of the store in one shared snapshot.
+"""Processes that share out slices of the order-id space: a parallel audit, a parallel build.
 
-The auditing process exports its snapshot (PostgreSQL's `pg_export_snapshot`) and keeps its
-transaction open; each helper imports it, so every process reads exactly the same store.
 The slices are handed out by one shared counter: whoever is free takes the next, the
-auditing process included, so it starts at once while the helpers are still starting.
+process that started the work included, so it starts at once while the helpers are still
+starting. For an audit, the auditing process exports its snapshot (PostgreSQL's
+`pg_export_snapshot`) and keeps its transaction open; each helper imports it, so every
+process reads exactly the same store. A build needs no snapshot: every process builds up
+to one settled position, below which nothing changes any more (projections/bulk.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.sharedctypes import Synchronized
+from typing import Any, Generic, TypeVar
 
-from bootstrap.composition import build
+from bootstrap.composition import Container, build
 from bootstrap.settings import Settings
+from projections import bulk
 from projections.audit import SLICES, Auditor
+from projections.catalog import all_projections
 from projections.report import Report
+
+Result = TypeVar("Result")
 
 MAX_PROCESSES = 8
 LARGE_STORE = 20_000
-"""Below this many events one process audits alone: starting another costs about a second
-(importing the application), more than it saves on a store this small."""
+"""Below this many events one process audits or builds alone: starting another costs about
+a second (importing the application), more than it saves on a store this small."""
 
 _counter: Synchronized[int] | None = None
 """A helper's handle on the shared slice counter (set by `_adopt`)."""
 
 
 def processes_for(events: int, asked: int | None = None) -> int:
-    """How many processes should audit a store of `events`: `asked`, or one per core this
-    process may use (at most MAX_PROCESSES) for a large store, one for a small one."""
+    """How many processes should audit or build a store of `events`: `asked`, or one per
+    core this process may use (at most MAX_PROCESSES) for a large store, one for a small one."""
     if asked is not None:
         return max(1, asked)
     if events < LARGE_STORE:
@@ -44,8 +51,17 @@ def helpers_for(settings: Settings, events: int, asked: int | None = None) -> Au
     return AuditPool(settings, count) if count > 1 else None
 
 
-class AuditPool:
-    """`processes - 1` helper processes for `Auditor.run(helpers=...)`."""
+def builders_for(settings: Settings, events: int, asked: int | None = None) -> BuildPool | None:
+    """The helpers a build of `events` should have (`processes_for`), None for one process.
+    SQLite is built by one: its writers queue for one lock."""
+    if settings.event_store_env()["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return None
+    count = processes_for(events, asked)
+    return BuildPool(settings, count) if count > 1 else None
+
+
+class SlicePool(Generic[Result]):
+    """`processes - 1` helper processes, each running a task over the slices it claims."""
 
     def __init__(self, settings: Settings, processes: int) -> None:
         self.settings = settings
@@ -53,11 +69,10 @@ class AuditPool:
         self.context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self.counter: Synchronized[int] = self.context.Value("i", 0)
         self.executor: ProcessPoolExecutor | None = None
-        self.futures: list[Future[Report]] = []
+        self.futures: list[Future[Result]] = []
 
-    def start(
-        self, snapshot: str, positions: dict[str, int], held: set[tuple[str, str]]
-    ) -> Callable[[], int | None]:
+    def _start(self, task: Callable[..., Result], *args: Any) -> Callable[[], int | None]:
+        """Run `task(container, claim, *args)` in each helper; returns this process's claim."""
         self.executor = ProcessPoolExecutor(
             self.processes - 1,
             mp_context=self.context,
@@ -65,17 +80,33 @@ class AuditPool:
             initargs=(self.counter,),
         )
         self.futures = [
-            self.executor.submit(_help, self.settings, snapshot, positions, held)
+            self.executor.submit(_help, self.settings, task, *args)
             for _ in range(self.processes - 1)
         ]
         return lambda: claim(self.counter)
 
-    def results(self) -> list[Report]:
+    def results(self) -> list[Result]:
         try:
             return [future.result() for future in self.futures]
         finally:
             if self.executor is not None:
                 self.executor.shutdown(cancel_futures=True)
+
+
+class AuditPool(SlicePool[Report]):
+    """Helpers for `Auditor.run(helpers=...)`."""
+
+    def start(
+        self, snapshot: str, positions: dict[str, int], held: set[tuple[str, str]]
+    ) -> Callable[[], int | None]:
+        return self._start(_audit, snapshot, positions, held)
+
+
+class BuildPool(SlicePool[bulk.Part]):
+    """Helpers for `bulk.build(helpers=...)`."""
+
+    def start(self, upto: int, names: Sequence[str], suffix: str) -> Callable[[], int | None]:
+        return self._start(_build, upto, list(names), suffix)
 
 
 def claim(counter: Synchronized[int]) -> int | None:
@@ -93,20 +124,44 @@ def _adopt(counter: Synchronized[int]) -> None:
     _counter = counter
 
 
-def _help(
-    settings: Settings, snapshot: str, positions: dict[str, int], held: set[tuple[str, str]]
-) -> Report:
-    """In a helper: audit free slices in the exported snapshot, return what was found."""
+def _help(settings: Settings, task: Callable[..., Result], *args: Any) -> Result:
+    """In a helper: run `task` over the free slices, return what it found."""
     counter = _counter
     if counter is None:
         raise RuntimeError("the helper was not given the slice counter")
     container = build(settings, with_psp=False)
     try:
-        auditor = Auditor(container.runner.log, container.app.config.timing)
-        auditor.held = held
-        report = Report(positions=positions)
-        with container.db.read_in(snapshot) as tx:
-            auditor.audit_slices(tx, lambda: claim(counter), report)
-        return report
+        return task(container, lambda: claim(counter), *args)
     finally:
         container.close()
+
+
+def _audit(
+    container: Container,
+    claimed: Callable[[], int | None],
+    snapshot: str,
+    positions: dict[str, int],
+    held: set[tuple[str, str]],
+) -> Report:
+    """Audit free slices in the exported snapshot."""
+    auditor = Auditor(container.runner.log, container.app.config.timing)
+    auditor.held = held
+    report = Report(positions=positions)
+    with container.db.read_in(snapshot) as tx:
+        auditor.audit_slices(tx, claimed, report)
+    return report
+
+
+def _build(
+    container: Container,
+    claimed: Callable[[], int | None],
+    upto: int,
+    names: list[str],
+    suffix: str,
+) -> bulk.Part:
+    """Build free slices of the copies named `names` up to `upto`."""
+    timing = container.app.config.timing
+    copies = [p for p in all_projections(timing, suffix) if p.name in names]
+    part = bulk.Part()
+    bulk.build_slices(container.db, container.runner.log, copies, upto, claimed, part)
+    return part

@@ -37,6 +37,10 @@ class LedgerProjection(Projection):
         """,
     }
 
+    totals: dict[tuple[str, str], int] | None = None
+    """While set (a build from zero, bulk.py), balances are added up here, not written: the
+    processes of a build would otherwise queue for the same balance rows."""
+
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
         entries = []
         totals: dict[tuple[str, str], int] = defaultdict(int)
@@ -53,6 +57,14 @@ class LedgerProjection(Projection):
             ("order_id", "version", "line", "account", "currency", "amount", "at"),
             entries,
         )
+        if self.totals is None:
+            self.add_balances(tx, totals)
+            return
+        for account, amount in totals.items():  # only once the entries are written
+            self.totals[account] = self.totals.get(account, 0) + amount
+
+    def add_balances(self, tx: Tx, totals: dict[tuple[str, str], int]) -> None:
+        """Add `totals` ((account, currency) -> amount) to the balances."""
         tx.insert(
             f"INSERT INTO {self.t('ledger_balances')} (account, currency, balance)",
             sorted((account, currency, total) for (account, currency), total in totals.items()),

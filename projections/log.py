@@ -88,6 +88,23 @@ class EventLog:
                 broken[order_id] = describe(error)
         return changes
 
+    def whole_changes(
+        self, tx: Tx, order_ids: list[UUID], upto: int, broken: dict[UUID, str]
+    ) -> list[OrderChange]:
+        """Each of these orders as of position `upto`, every one of its events up to there
+        new (a build from zero); an order that does not decode or replay goes to `broken`."""
+        changes = []
+        for order_id, history in self.positioned_histories(tx, order_ids, broken).items():
+            cut = [(p, e) for p, e in history if p <= upto]
+            if not cut:
+                continue  # written after `upto`: the runner takes it from there
+            by_version = {e.originator_version: p for p, e in cut}
+            try:
+                changes.append(_change(order_id, [e for _, e in cut], by_version))
+            except Exception as error:
+                broken[order_id] = describe(error)
+        return changes
+
     def history(self, tx: Tx, order_id: UUID) -> list[Any]:
         """Every event of one order, decoded."""
         return [e for _, e in self.positioned_histories(tx, [order_id]).get(order_id, [])]

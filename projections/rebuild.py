@@ -1,18 +1,22 @@
-"""Rebuild a read model from scratch while the live one keeps serving.
+"""Rebuild read models from scratch while the live ones keep serving.
 
-The rebuild fills a copy of the projection's tables (suffix `__rebuild`) from position 0,
-then, in one transaction that holds the live projection's position, catches up the last
-events, swaps the copy in for the live tables and takes over the position. Readers see
-the old tables (still kept current by the live runner) until that commit, then the new.
+The rebuild fills a copy of each projection's tables (suffix `__rebuild`) from zero, order
+by order and with several processes on a large PostgreSQL store (projections/bulk.py), lets
+the runner take the copies from there to the log's end, then, in one transaction that holds
+the live projections' positions, catches up the last events, swaps the copies in for the
+live tables and takes over the positions. Readers see the old tables (still kept current by
+the live runner) until that commit, then the new. Rebuilt together, read models share one
+decode and replay of each order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from adapters.db import Database, Tx
-from projections import positions, quarantine
+from projections import bulk, positions, quarantine
 from projections.base import Projection
+from projections.bulk import Builders
 from projections.log import EventLog
 from projections.runner import ProjectionRunner
 
@@ -25,16 +29,32 @@ def rebuild(
     live: Projection,
     copy: Projection,
     progress: Callable[[int], None] | None = None,
+    helpers: Builders | None = None,
 ) -> int:
     """Rebuild `live` through its `copy` (same class, suffix SUFFIX); returns events applied."""
-    _reset_copy(db, copy)
-    runner = ProjectionRunner(db, event_log, [copy])
-    applied = runner.catch_up(progress)
+    return rebuild_all(db, event_log, [(live, copy)], progress, helpers)
+
+
+def rebuild_all(
+    db: Database,
+    event_log: EventLog,
+    pairs: Sequence[tuple[Projection, Projection]],
+    progress: Callable[[int], None] | None = None,
+    helpers: Builders | None = None,
+) -> int:
+    """Rebuild each (live, copy) pair in one pass over the store; returns events applied."""
+    copies = [copy for _, copy in pairs]
+    for copy in copies:
+        _reset_copy(db, copy)
+    applied, _ = bulk.build(db, event_log, copies, helpers, progress)
+    runner = ProjectionRunner(db, event_log, copies)
+    applied += runner.catch_up(progress)
     with db.transaction() as tx:
-        positions.read(db, tx, [live.position_name], lock=True)
+        positions.read(db, tx, [live.position_name for live, _ in pairs], lock=True)
         while batch := runner.run_batch(tx):
             applied += batch
-        _swap(db, tx, live, copy)
+        for live, copy in pairs:
+            _swap(db, tx, live, copy)
     return applied
 
 

@@ -135,41 +135,9 @@ class ProjectionRunner:
             new = [c for c in (change.after(done) for change in batch.changes) if c]
             new = [c for c in new if (name, c.key) not in held]
             if new:
-                self._apply(tx, projection, new)
+                apply_guarded(tx, projection, new)
             if end > done:
                 positions.advance(tx, name, end)
-
-    def _apply(self, tx: Tx, projection: Projection, changes: list[OrderChange]) -> None:
-        """Apply a batch to one read model; if it fails, apply it order by order and
-        quarantine the orders that fail, so one bad order never stops the others. A
-        failing connection is not an order's fault: it aborts the batch, retried later."""
-        try:
-            with tx.savepoint():
-                projection.apply(tx, changes)
-            return
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:  # noqa: S110 - found out order by order below
-            pass
-        for change in changes:
-            try:
-                with tx.savepoint():
-                    projection.apply(tx, [change])
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as error:
-                order_id = change.key
-                log.error(
-                    "projection %s cannot apply order %s; quarantined",
-                    projection.position_name,
-                    order_id,
-                    exc_info=error,
-                    extra={"order_id": order_id},
-                )
-                error_text = quarantine.describe(error)
-                quarantine.add(
-                    tx, projection.position_name, order_id, change.last_position, error_text
-                )
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Run batches until nothing is left; returns the events processed. Events a
@@ -237,6 +205,37 @@ class ProjectionRunner:
             missing = sorted(set(names) - set(found))
             raise RuntimeError(f"no position for {missing}: run `payments migrate` first")
         return found
+
+
+def apply_guarded(tx: Tx, projection: Projection, changes: list[OrderChange]) -> None:
+    """Apply a batch to one read model; if it fails, apply it order by order and
+    quarantine the orders that fail, so one bad order never stops the others. A
+    failing connection is not an order's fault: it aborts the batch, retried later."""
+    try:
+        with tx.savepoint():
+            projection.apply(tx, changes)
+        return
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:  # noqa: S110 - found out order by order below
+        pass
+    for change in changes:
+        try:
+            with tx.savepoint():
+                projection.apply(tx, [change])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            order_id = change.key
+            log.error(
+                "projection %s cannot apply order %s; quarantined",
+                projection.position_name,
+                order_id,
+                exc_info=error,
+                extra={"order_id": order_id},
+            )
+            error_text = quarantine.describe(error)
+            quarantine.add(tx, projection.position_name, order_id, change.last_position, error_text)
 
 
 def wait_for(runner: ProjectionRunner, position: int, timeout_s: float) -> bool:

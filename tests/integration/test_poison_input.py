@@ -31,6 +31,8 @@ from domain.order import PaymentOrder
 from domain.psp import PSPResult, PSPStatus
 from projections import quarantine
 from projections.audit import Auditor
+from projections.catalog import all_projections
+from projections.rebuild import SUFFIX, rebuild_all
 from tests.integration.conftest import FAST
 
 CHECKOUT, OPS, SECRET = "checkout-key-a", "ops-key-0001", "webhook-secret-0123456789"
@@ -272,6 +274,21 @@ def test_a_poisoned_store_never_stops_the_other_orders_projections(stack: Stack)
     assert {v["order_id"] for v in report.violations if v["check"] == "quarantined"} == held
     board = stack.http.get("/dashboard", headers=as_(OPS))
     assert board.status_code in (200, 303)
+
+
+def test_a_rebuild_sets_aside_the_same_poisoned_orders_as_the_runner(stack: Stack) -> None:
+    container = stack.container
+    good = checkout(stack)
+    poison(container)
+    container.runner.catch_up()
+    held = {(r["projection"], r["order_id"]) for r in quarantine.rows(container.db)}
+    assert held
+    timing = container.app.config.timing
+    pairs = list(zip(all_projections(timing), all_projections(timing, SUFFIX), strict=True))
+    rebuild_all(container.db, container.runner.log, pairs)  # order by order, from zero
+    assert {(r["projection"], r["order_id"]) for r in quarantine.rows(container.db)} == held
+    views = {row[0] for row in container.db.one("SELECT order_id FROM order_view")}
+    assert good["id"] in views
 
 
 def test_the_worker_handles_each_due_order_on_its_own(stack: Stack) -> None:

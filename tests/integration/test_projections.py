@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 from adapters.db import Tx
+from bootstrap.audit_pool import BuildPool, builders_for
 from bootstrap.composition import Container
+from bootstrap.settings import Settings
 from domain.cart import Checkout, LineItem
+from projections import quarantine
 from projections.audit import Auditor
 from projections.base import OrderChange, Projection
-from projections.catalog import all_projections
-from projections.log import EventLog
-from projections.rebuild import SUFFIX, rebuild
+from projections.bulk import Part
+from projections.catalog import all_projections, create_tables
+from projections.log import EventLog, events_after
+from projections.rebuild import SUFFIX, rebuild, rebuild_all
 from projections.runner import ProjectionRunner
 
 ITEMS = (LineItem("seller-a", "mug", 2, 1000), LineItem("seller-b", "tea", 1, 555))
@@ -44,8 +49,8 @@ def workload(container: Container, simulator: httpx.Client) -> None:
     place("unknown")
 
 
-def tables(container: Container) -> dict[str, list[tuple[Any, ...]]]:
-    """Every read-model row, for comparisons."""
+def tables(container: Container, suffix: str = "") -> dict[str, list[tuple[Any, ...]]]:
+    """Every read-model row (of the tables with `suffix`), for comparisons."""
     queries = {
         "order_view": "SELECT * FROM order_view ORDER BY order_id",
         "attempt_view": "SELECT * FROM attempt_view ORDER BY order_id, number",
@@ -53,9 +58,15 @@ def tables(container: Container) -> dict[str, list[tuple[Any, ...]]]:
         "ledger_entries": "SELECT * FROM ledger_entries ORDER BY order_id, version, line",
         "ledger_balances": "SELECT * FROM ledger_balances ORDER BY account, currency",
         "work_queue": "SELECT * FROM work_queue ORDER BY order_id",
+        "challenge_log": "SELECT * FROM challenge_log ORDER BY order_id, version",
+        "dispute_view": "SELECT * FROM dispute_view ORDER BY dispute_id",
+        "public_events": "SELECT * FROM public_events ORDER BY position, sub",
     }
     with container.db.read() as tx:
-        return {name: [tuple(r) for r in tx.execute(sql)] for name, sql in queries.items()}
+        return {
+            name: [tuple(r) for r in tx.execute(sql.replace(f" {name} ", f" {name}{suffix} "))]
+            for name, sql in queries.items()
+        }
 
 
 def audit(container: Container) -> Any:
@@ -150,6 +161,55 @@ def test_a_rebuild_equals_the_incrementally_built_model(
     )
     container.runner.catch_up()
     assert audit(container).ok  # the swapped-in tables keep being maintained
+
+
+class HelpersOnly:
+    """A build's helper processes, with this process claiming no slice: they build it all."""
+
+    def __init__(self, pool: BuildPool) -> None:
+        self.pool = pool
+
+    def start(self, upto: int, names: Sequence[str], suffix: str) -> Callable[[], int | None]:
+        self.pool.start(upto, names, suffix)
+        return lambda: None
+
+    def results(self) -> list[Part]:
+        return self.pool.results()
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_every_read_model_rebuilt_at_once_equals_one_built_event_by_event(
+    container: Container, simulator: httpx.Client, settings: Settings, processes: int
+) -> None:
+    workload(container, simulator)
+    container.runner.catch_up()
+    timing = container.app.config.timing
+    pairs = list(zip(all_projections(timing), all_projections(timing, SUFFIX), strict=True))
+    pool = HelpersOnly(BuildPool(settings, processes)) if processes > 1 else None
+    if container.db.dialect == "sqlite":
+        assert builders_for(settings, 10**9) is None  # one writer at a time: one process
+        pool = None
+    written_meanwhile: list[Any] = []
+
+    def write_meanwhile(applied: int) -> None:
+        """A checkout written while the copies are built: the runner's to take on."""
+        if not written_meanwhile:
+            checkout = Checkout("b", "EUR", ITEMS, "pm_card_visa")
+            written_meanwhile.append(
+                container.app.place_checkout(checkout, client_id="c", idempotency_key="late")
+            )
+
+    applied = rebuild_all(container.db, container.runner.log, pairs, write_meanwhile, pool)
+
+    with container.db.read() as tx:
+        assert applied == events_after(container.db, tx, 0)  # every event once, the late too
+    slow = all_projections(timing, "__slow")
+    create_tables(container.db, slow)
+    ProjectionRunner(container.db, container.runner.log, slow, batch_size=2).catch_up()
+    assert written_meanwhile
+    assert tables(container) == tables(container, "__slow")
+    assert audit(container).ok
+    assert not quarantine.rows(container.db)
 
 
 def test_the_audit_catches_a_corrupted_row_and_a_tampered_balance(

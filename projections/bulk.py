@@ -1,0 +1,147 @@
+"""Building read models from zero, order by order, by several processes at once.
+
+A rebuild's copies start empty, so nothing needs the log's order: every order is built once
+from its whole history up to one settled position (`upto`, below which every event has
+committed or never will), in slices of the order-id space that each process takes as it
+comes free (bootstrap/audit_pool.py), each chunk of orders one short transaction. The
+ledger's balances, the only figures shared across orders, are added up per process and
+written once at the end; then every copy stands at `upto`, and the runner carries on from
+there. Each order is decoded and replayed once for all the read models, not once a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+from adapters.db import Database, Tx
+from adapters.event_store import settled_below_sql
+from projections import positions, quarantine
+from projections.audit import SLICES, slice_bounds
+from projections.base import Projection
+from projections.ledger import LedgerProjection
+from projections.log import EventLog, position_column
+from projections.runner import apply_guarded
+
+CHUNK = 500
+"""Orders per transaction."""
+
+
+@dataclass
+class Part:
+    """What one process built: the events it applied and the balances it added up."""
+
+    events: int = 0
+    balances: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def merge(self, other: Part) -> None:
+        self.events += other.events
+        for account, amount in other.balances.items():
+            self.balances[account] = self.balances.get(account, 0) + amount
+
+
+class Builders(Protocol):
+    """Other processes that build slices beside this one (bootstrap/audit_pool.py)."""
+
+    def start(self, upto: int, names: Sequence[str], suffix: str) -> Callable[[], int | None]:
+        """Start building slices of the copies named `names` (with `suffix`) up to `upto`;
+        returns how this process claims the next free slice (None when none is left)."""
+
+    def results(self) -> list[Part]:
+        """Wait for the other processes and return what each built."""
+
+
+def build(
+    db: Database,
+    event_log: EventLog,
+    copies: Sequence[Projection],
+    helpers: Builders | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Fill empty `copies` (at position 0) with every event up to the newest settled one;
+    returns (events applied, the position the copies now stand at)."""
+    with db.read() as tx:
+        upto = settled_head(db, tx)
+    part = Part()
+    if upto:
+        if helpers is None:
+            claim = counter(SLICES)
+        else:
+            suffix = copies[0].suffix
+            claim = helpers.start(upto, [c.name for c in copies], suffix)
+        build_slices(db, event_log, copies, upto, claim, part, progress)
+        for other in helpers.results() if helpers else []:
+            part.merge(other)
+            if progress:
+                progress(other.events)
+    with db.transaction() as tx:
+        for copy in copies:
+            if isinstance(copy, LedgerProjection):
+                copy.add_balances(tx, part.balances)
+            positions.advance(tx, copy.position_name, upto)
+    return part.events, upto
+
+
+def build_slices(
+    db: Database,
+    event_log: EventLog,
+    copies: Sequence[Projection],
+    upto: int,
+    claim: Callable[[], int | None],
+    part: Part,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Build the slices `claim` hands out until none is left (every process of a build runs
+    this), adding the events applied and the balances to `part`."""
+    for copy in copies:
+        if isinstance(copy, LedgerProjection):
+            copy.totals = part.balances
+    try:
+        while (index := claim()) is not None:
+            low, high = slice_bounds(index)
+            last = None
+            while True:
+                with db.transaction() as tx:
+                    ids = event_log.order_ids(tx, last, CHUNK, low=low, high=high)
+                    applied = _build_chunk(tx, event_log, copies, ids, upto) if ids else 0
+                if not ids:
+                    break
+                last = ids[-1]
+                part.events += applied
+                if progress:
+                    progress(applied)
+    finally:
+        for copy in copies:
+            if isinstance(copy, LedgerProjection):
+                copy.totals = None
+
+
+def _build_chunk(
+    tx: Tx, event_log: EventLog, copies: Sequence[Projection], ids: list[UUID], upto: int
+) -> int:
+    broken: dict[UUID, str] = {}
+    changes = event_log.whole_changes(tx, ids, upto, broken)
+    for copy in copies:
+        for order_id, error in broken.items():
+            quarantine.add(tx, copy.position_name, str(order_id), upto, error)
+        if changes:
+            apply_guarded(tx, copy, changes)
+    return sum(len(change.events) for change in changes)
+
+
+def settled_head(db: Database, tx: Tx) -> int:
+    """The position of the newest event below which every event has committed or never
+    will (0 for an empty log)."""
+    column = position_column(db)
+    settled = (
+        "" if db.dialect == "sqlite" else f" WHERE {column} < {settled_below_sql(db.events_table)}"
+    )
+    return int(tx.execute(f"SELECT MAX({column}) FROM {db.events_table}{settled}")[0][0] or 0)  # noqa: S608
+
+
+def counter(count: int) -> Callable[[], int | None]:
+    """Claims 0, 1, … count - 1, then None: the slices for one process alone."""
+    taken = iter(range(count))
+    return lambda: next(taken, None)
