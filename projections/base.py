@@ -87,6 +87,9 @@ class Projection(ABC):
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
+        self.fresh = False
+        """Set during a build from zero (bulk.py): every row is new, so rows are copied in
+        (COPY) rather than upserted, and there is nothing to delete."""
 
     @property
     def position_name(self) -> str:
@@ -104,6 +107,30 @@ class Projection(ABC):
                 if statement.strip():
                     statements.append(statement.replace("{table}", self.t(table)).strip())
         return statements
+
+    def table_statements(self) -> list[str]:
+        """The tables alone, with their keys but without their other indexes."""
+        return [s for s in self.create_statements() if not s.startswith("CREATE INDEX")]
+
+    def index_statements(self) -> list[str]:
+        """The other indexes: after a bulk load, building them once costs less than keeping
+        them current row by row."""
+        return [s for s in self.create_statements() if s.startswith("CREATE INDEX")]
+
+    def write(
+        self,
+        tx: Tx,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        on_conflict: str,
+    ) -> None:
+        """Insert `rows` into one of this projection's tables, `on_conflict` saying what an
+        existing row becomes (fresh tables: copied in, no conflict possible)."""
+        if self.fresh:
+            tx.append(self.t(table), columns, rows)
+        else:
+            tx.insert(f"INSERT INTO {self.t(table)} ({', '.join(columns)})", rows, on_conflict)
 
     @abstractmethod
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:

@@ -60,8 +60,9 @@ def build(
     helpers: Builders | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Fill empty `copies` (at position 0) with every event up to the newest settled one;
-    returns (events applied, the position the copies now stand at)."""
+    """Fill empty `copies` (at position 0, their tables made without their secondary
+    indexes: rebuild.reset_copy) with every event up to the newest settled one, then index
+    them; returns (events applied, the position the copies now stand at)."""
     with db.read() as tx:
         upto = settled_head(db, tx)
     part = Part()
@@ -81,6 +82,8 @@ def build(
             if isinstance(copy, LedgerProjection):
                 copy.add_balances(tx, part.balances)
             positions.advance(tx, copy.position_name, upto)
+            for statement in copy.index_statements():
+                tx.execute(statement)
     return part.events, upto
 
 
@@ -96,6 +99,7 @@ def build_slices(
     """Build the slices `claim` hands out until none is left (every process of a build runs
     this), adding the events applied and the balances to `part`."""
     for copy in copies:
+        copy.fresh = True
         if isinstance(copy, LedgerProjection):
             copy.totals = part.balances
     try:
@@ -114,6 +118,7 @@ def build_slices(
                     progress(applied)
     finally:
         for copy in copies:
+            copy.fresh = False
             if isinstance(copy, LedgerProjection):
                 copy.totals = None
 

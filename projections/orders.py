@@ -60,10 +60,10 @@ class OrdersProjection(Projection):
     }
 
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
-        tx.insert(
-            f"INSERT INTO {self.t('order_view')} (order_id, client_id, buyer_id, status, "
-            "currency, amount, captured_amount, refunded_amount, review_reason, version, "
-            "created_at, updated_at, document)",
+        self.write(
+            tx,
+            "order_view",
+            ORDER_COLUMNS,
             [order_row(c) for c in changes],
             "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, "
             "captured_amount = excluded.captured_amount, "
@@ -71,21 +71,50 @@ class OrdersProjection(Projection):
             "review_reason = excluded.review_reason, version = excluded.version, "
             "updated_at = excluded.updated_at, document = excluded.document",
         )
-        tx.insert(
-            f"INSERT INTO {self.t('attempt_view')} (order_id, number, status, failure_code, "
-            "updated_at)",
+        self.write(
+            tx,
+            "attempt_view",
+            ("order_id", "number", "status", "failure_code", "updated_at"),
             [row for c in changes for row in attempt_rows(c)],
             "ON CONFLICT (order_id, number) DO UPDATE SET "
             "status = excluded.status, failure_code = excluded.failure_code, "
             "updated_at = excluded.updated_at",
         )
-        tx.insert(
-            f"INSERT INTO {self.t('dispute_view')} (dispute_id, order_id, status, amount, "
-            "currency, reason, evidence_due_by, updated_at)",
+        self.write(
+            tx,
+            "dispute_view",
+            DISPUTE_COLUMNS,
             [row for c in changes for row in dispute_rows(c)],
             "ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, "
             "updated_at = excluded.updated_at",
         )
+
+
+ORDER_COLUMNS = (
+    "order_id",
+    "client_id",
+    "buyer_id",
+    "status",
+    "currency",
+    "amount",
+    "captured_amount",
+    "refunded_amount",
+    "review_reason",
+    "version",
+    "created_at",
+    "updated_at",
+    "document",
+)
+DISPUTE_COLUMNS = (
+    "dispute_id",
+    "order_id",
+    "status",
+    "amount",
+    "currency",
+    "reason",
+    "evidence_due_by",
+    "updated_at",
+)
 
 
 def order_row(change: OrderChange) -> tuple[Any, ...]:

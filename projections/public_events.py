@@ -62,9 +62,10 @@ class PublicEventsProjection(Projection):
 
     def apply(self, tx: Tx, changes: Sequence[OrderChange]) -> None:
         rows = [row for change in changes for row in derive(change)]
-        tx.insert(
-            f"INSERT INTO {self.t('public_events')} "
-            "(position, sub, id, type, order_id, client_id, body)",
+        self.write(
+            tx,
+            "public_events",
+            ("position", "sub", "id", "type", "order_id", "client_id", "body"),
             [
                 (
                     r["position"],

@@ -45,7 +45,7 @@ def rebuild_all(
     """Rebuild each (live, copy) pair in one pass over the store; returns events applied."""
     copies = [copy for _, copy in pairs]
     for copy in copies:
-        _reset_copy(db, copy)
+        reset_copy(db, copy)
     applied, _ = bulk.build(db, event_log, copies, helpers, progress)
     runner = ProjectionRunner(db, event_log, copies)
     applied += runner.catch_up(progress)
@@ -58,11 +58,12 @@ def rebuild_all(
     return applied
 
 
-def _reset_copy(db: Database, copy: Projection) -> None:
+def reset_copy(db: Database, copy: Projection) -> None:
+    """Empty tables for `copy` at position 0, without the indexes bulk.build adds at its end."""
     with db.transaction() as tx:
         for table in copy.tables:
             tx.execute(f"DROP TABLE IF EXISTS {copy.t(table)}")
-        for statement in copy.create_statements():
+        for statement in copy.table_statements():
             tx.execute(statement)
         positions.restart(tx, copy.position_name)
         quarantine.clear(tx, copy.position_name)

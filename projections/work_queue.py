@@ -35,9 +35,12 @@ class WorkQueueProjection(Projection):
                 done.append(change.key)
             else:
                 upserts.append((change.key, work.due_at.timestamp(), work.task.value))
-        tx.delete_in(self.t("work_queue"), "order_id", done)
-        tx.insert(
-            f"INSERT INTO {self.t('work_queue')} (order_id, due_at, task)",
+        if not self.fresh:
+            tx.delete_in(self.t("work_queue"), "order_id", done)
+        self.write(
+            tx,
+            "work_queue",
+            ("order_id", "due_at", "task"),
             upserts,
             "ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, task = excluded.task",
         )
