@@ -92,6 +92,14 @@ class SlicePool(Generic[Result]):
             if self.executor is not None:
                 self.executor.shutdown(cancel_futures=True)
 
+    def stop(self) -> None:
+        """Give out no more slices, so each helper ends after the one it is on, and wait for
+        them (the work of this process failed; theirs would be thrown away)."""
+        with self.counter.get_lock():
+            self.counter.value = SLICES
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
 
 class AuditPool(SlicePool[Report]):
     """Helpers for `Auditor.run(helpers=...)`."""

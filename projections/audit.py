@@ -41,6 +41,9 @@ class Helpers(Protocol):
     def results(self) -> list[Report]:
         """Wait for the other processes and return what each found."""
 
+    def stop(self) -> None:
+        """Have the other processes stop after their current slice, and wait for them."""
+
 
 class Auditor:
     """Replays the store and compares it with the read models."""
@@ -67,7 +70,11 @@ class Auditor:
             snapshot = self.db.export_snapshot(tx) if helpers else None
             if helpers and snapshot:
                 claim = helpers.start(snapshot, report.positions, self.held)
-                self.audit_slices(tx, claim, report, progress)
+                try:
+                    self.audit_slices(tx, claim, report, progress)
+                except BaseException:
+                    helpers.stop()
+                    raise
                 for part in helpers.results():
                     report.merge(part)
                     if progress:

@@ -52,6 +52,9 @@ class Builders(Protocol):
     def results(self) -> list[Part]:
         """Wait for the other processes and return what each built."""
 
+    def stop(self) -> None:
+        """Have the other processes stop after their current slice, and wait for them."""
+
 
 def build(
     db: Database,
@@ -72,7 +75,12 @@ def build(
         else:
             suffix = copies[0].suffix
             claim = helpers.start(upto, [c.name for c in copies], suffix)
-        build_slices(db, event_log, copies, upto, claim, part, progress)
+        try:
+            build_slices(db, event_log, copies, upto, claim, part, progress)
+        except BaseException:
+            if helpers:
+                helpers.stop()
+            raise
         for other in helpers.results() if helpers else []:
             part.merge(other)
             if progress:

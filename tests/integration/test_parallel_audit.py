@@ -4,17 +4,21 @@ covers every order exactly once across its slices, and finds what one process fi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import pytest
 
-from bootstrap.audit_pool import AuditPool, processes_for
+from bootstrap.audit_pool import AuditPool, BuildPool, processes_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 from domain.cart import Checkout, LineItem
+from projections import bulk
 from projections.audit import SLICES, Auditor, slice_bounds
+from projections.bulk import Part
+from projections.catalog import all_projections
 from projections.log import events_after
+from projections.rebuild import SUFFIX, reset_copy
 from projections.report import Report
 
 TOKENS = ["pm_card_visa", "pm_card_declined", "pm_card_visa", "pm_card_insufficient_funds"]
@@ -110,3 +114,38 @@ def test_small_stores_are_audited_by_one_process() -> None:
     assert processes_for(100) == 1
     assert processes_for(100, asked=3) == 3
     assert processes_for(10**6) >= 1
+
+
+class FailingHere:
+    """A build whose own process fails at its first slice, its helpers just started."""
+
+    def __init__(self, pool: BuildPool) -> None:
+        self.pool = pool
+
+    def start(self, upto: int, names: Sequence[str], suffix: str) -> Callable[[], int | None]:
+        self.pool.start(upto, names, suffix)
+
+        def claim() -> int | None:
+            raise RuntimeError("this process failed")
+
+        return claim
+
+    def results(self) -> list[Part]:
+        return self.pool.results()
+
+    def stop(self) -> None:
+        self.pool.stop()
+
+
+def test_a_build_that_fails_here_stops_its_helpers(
+    container: Container, settings: Settings
+) -> None:
+    place(container, 12)
+    copies = all_projections(container.app.config.timing, SUFFIX)
+    for copy in copies:
+        reset_copy(container.db, copy)
+    pool = BuildPool(settings, 2)
+    with pytest.raises(RuntimeError, match="this process failed"):
+        bulk.build(container.db, container.runner.log, copies, FailingHere(pool))
+    assert [part.events for part in pool.results()] == [0]  # stopped before its first slice
+    assert container.db.one("SELECT COUNT(*) FROM order_view__rebuild")[0][0] == 0

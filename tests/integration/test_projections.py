@@ -176,6 +176,9 @@ class HelpersOnly:
     def results(self) -> list[Part]:
         return self.pool.results()
 
+    def stop(self) -> None:
+        self.pool.stop()
+
 
 @pytest.mark.parametrize("processes", [1, 3])
 def test_every_read_model_rebuilt_at_once_equals_one_built_event_by_event(
