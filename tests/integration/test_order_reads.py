@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ CART = {
     "items": [{"seller_id": "s1", "sku": "x", "quantity": 1, "unit_amount": 1200}],
     "payment_method": "pm_card_visa",
 }
+Result = TypeVar("Result")
 KEYS = {CHECKOUT_A: Role.CHECKOUT, CHECKOUT_B: Role.CHECKOUT, OPS: Role.OPS}
 
 
@@ -40,6 +42,13 @@ def served(
         container.start_projections()
         with httpx.Client(base_url=url, timeout=10) as http:
             yield http, container
+
+
+def on_a_loop(work: Coroutine[Any, Any, Result]) -> Result:
+    """Run `work` on a new event loop in a thread of its own (the browser tests' Playwright
+    keeps a loop running in this one)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, work).result()
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -124,7 +133,7 @@ def test_the_lane_answers_only_plain_reads_it_finds(served: tuple[httpx.Client, 
             answers.append(await client.get(f"/v1/payment-orders/{mine}", headers=bearer(OPS)))
             return answers
 
-    *others, plain = asyncio.run(run())
+    *others, plain = on_a_loop(run())
     assert [r.status_code for r in others] == [299] * len(handed_on)
     assert len(downstream.paths) == len(handed_on)
     assert plain.status_code == 200
@@ -141,7 +150,7 @@ def test_reads_asked_for_at_once_share_one_query(served: tuple[httpx.Client, Con
     async def run() -> list[Any]:
         return await asyncio.gather(*(documents.get(order_id) for order_id in asked))
 
-    found = asyncio.run(run())
+    found = on_a_loop(run())
     assert [f[1] if f else None for f in found[:3]] == [
         http.get(f"/v1/payment-orders/{order_id}", headers=bearer(OPS)).text for order_id in ids
     ]
@@ -167,7 +176,7 @@ def test_a_failed_query_fails_its_reads_and_the_next_query_is_sent(
                 tx.execute("ALTER TABLE order_view_away RENAME TO order_view")
         return failed, await documents.get(order_id)
 
-    failed, found = asyncio.run(run())
+    failed, found = on_a_loop(run())
     assert isinstance(failed[0], Exception)
     assert (
         found is not None
