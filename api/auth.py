@@ -88,7 +88,7 @@ def require(*roles: Role) -> object:
 
 
 CheckoutCaller = Annotated[Caller, require(Role.CHECKOUT)]
-READERS = frozenset({Role.CHECKOUT, Role.OPS})
-"""The roles that may read orders."""
-AnyCaller = Annotated[Caller, require(Role.CHECKOUT, Role.OPS)]
+READERS = (Role.CHECKOUT, Role.OPS)
+"""The roles that may read orders (in the order a 403 names them)."""
+AnyCaller = Annotated[Caller, require(*READERS)]
 OpsCaller = Annotated[Caller, require(Role.OPS)]

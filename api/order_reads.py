@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from uuid import UUID
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -58,7 +57,7 @@ class OrderReads:
     async def _document(self, scope: Scope, order_id: str) -> bytes | None:
         """The stored document, if this request is one the lane answers; None otherwise."""
         caller = caller_for(self.keys, _authorization(scope))
-        if caller is None or not caller.roles & READERS:
+        if caller is None or not caller.roles.intersection(READERS):
             return None  # FastAPI answers 401 or 403
         try:
             found = await self.documents.get(order_id)
@@ -87,7 +86,7 @@ def _plain_read(scope: Scope) -> str | None:
 
 def _authorization(scope: Scope) -> str | None:
     headers: list[tuple[bytes, bytes]] = scope["headers"]
-    values: list[Any] = [v for k, v in headers if k == b"authorization"]
+    values = [v for k, v in headers if k == b"authorization"]
     return values[0].decode("latin-1") if len(values) == 1 else None
 
 
@@ -132,16 +131,15 @@ class Documents:
             try:
                 found = await queries.orders_async(self.db, ids)
             except Exception as error:  # each read waiting for it goes on to FastAPI
-                for future in _pending(batch):
-                    future.set_exception(error)
+                for futures in batch.values():
+                    for future in _pending(futures):
+                        future.set_exception(error)
                 continue
             for order_id, futures in batch.items():
-                for future in _pending({order_id: futures}):
+                for future in _pending(futures):
                     future.set_result(found.get(order_id))
 
 
-def _pending(
-    batch: dict[str, list[Read]],
-) -> list[Read]:
-    """The reads of `batch` still waiting (a read whose request was dropped is done)."""
-    return [future for futures in batch.values() for future in futures if not future.done()]
+def _pending(futures: list[Read]) -> list[Read]:
+    """The reads still waiting (a read whose request was dropped is done already)."""
+    return [future for future in futures if not future.done()]
