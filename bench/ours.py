@@ -6,58 +6,48 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from adapters.codec import OrjsonTranscoder
-from adapters.db import Database, open_database
-from adapters.psp.unavailable import NoPSP
-from app.application import PaymentsApp
+from adapters.db import Database
 from bootstrap.audit_pool import builders_for, helpers_for
+from bootstrap.read_side import open_read_side
 from bootstrap.settings import Settings
 from projections import bulk, positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections
-from projections.log import EventLog, events_after
+from projections.log import events_after
 from projections.rebuild import reset_copy
 
 SUFFIX = "__bench"
 
 
-def open_store(settings: Settings) -> tuple[PaymentsApp, Database]:
-    env = settings.event_store_env()
-    return PaymentsApp(
-        env, psp=NoPSP(), config=settings.payments_config(), codec=OrjsonTranscoder
-    ), open_database(env)
-
-
 def catch_up_rate(settings: Settings) -> tuple[int, float]:
     """(events, seconds) to build every read model from scratch as `payments projections
     rebuild` does (projections/bulk.py, with the processes it would use), into copies."""
-    app, db = open_store(settings)
-    projections = all_projections(app.config.timing, SUFFIX)
+    store = open_read_side(settings, pool_size=4)
+    db = store.db
+    projections = all_projections(store.timing, SUFFIX)
     started = time.perf_counter()
     for projection in projections:
         reset_copy(db, projection)
     with db.read() as tx:
         helpers = builders_for(settings, events_after(db, tx, 0))
-    events, _ = bulk.build(db, EventLog(db, app.mapper), projections, helpers)
+    events, _ = bulk.build(db, store.log, projections, helpers)
     seconds = time.perf_counter() - started
     with db.transaction() as tx:
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DROP TABLE {projection.t(table)}")
             positions.forget(tx, projection.position_name)
-    app.close()
-    db.close()
+    store.close()
     return events, seconds
 
 
 def audit_rate(settings: Settings) -> tuple[int, float, bool]:
     """(events, seconds, ok) of a full `payments audit`, with the processes it would use."""
-    app, db = open_store(settings)
-    with db.read() as tx:
-        helpers = helpers_for(settings, events_after(db, tx, 0))
-    report = Auditor(EventLog(db, app.mapper), app.config.timing).run(helpers=helpers)
-    app.close()
-    db.close()
+    store = open_read_side(settings, pool_size=4)
+    with store.db.read() as tx:
+        helpers = helpers_for(settings, events_after(store.db, tx, 0))
+    report = Auditor(store.log, store.timing).run(helpers=helpers)
+    store.close()
     return report.events, report.seconds, report.ok
 
 

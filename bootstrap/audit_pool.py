@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Generic, TypeVar
 
-from bootstrap.composition import Container, build
+from bootstrap.read_side import ReadSide, open_read_side
 from bootstrap.settings import Settings
 from projections import bulk
 from projections.audit import SLICES, Auditor
@@ -72,7 +72,8 @@ class SlicePool(Generic[Result]):
         self.futures: list[Future[Result]] = []
 
     def _start(self, task: Callable[..., Result], *args: Any) -> Callable[[], int | None]:
-        """Run `task(container, claim, *args)` in each helper; returns this process's claim."""
+        """Run `task(store, claim, *args)` in each helper (bootstrap.read_side: it imports what
+        reading needs, not the composition root); returns this process's claim."""
         self.executor = ProcessPoolExecutor(
             self.processes - 1,
             mp_context=self.context,
@@ -137,39 +138,38 @@ def _help(settings: Settings, task: Callable[..., Result], *args: Any) -> Result
     counter = _counter
     if counter is None:
         raise RuntimeError("the helper was not given the slice counter")
-    container = build(settings, with_psp=False)
+    store = open_read_side(settings)
     try:
-        return task(container, lambda: claim(counter), *args)
+        return task(store, lambda: claim(counter), *args)
     finally:
-        container.close()
+        store.close()
 
 
 def _audit(
-    container: Container,
+    store: ReadSide,
     claimed: Callable[[], int | None],
     snapshot: str,
     positions: dict[str, int],
     held: set[tuple[str, str]],
 ) -> Report:
     """Audit free slices in the exported snapshot."""
-    auditor = Auditor(container.runner.log, container.app.config.timing)
+    auditor = Auditor(store.log, store.timing)
     auditor.held = held
     report = Report(positions=positions)
-    with container.db.read_in(snapshot) as tx:
+    with store.db.read_in(snapshot) as tx:
         auditor.audit_slices(tx, claimed, report)
     return report
 
 
 def _build(
-    container: Container,
+    store: ReadSide,
     claimed: Callable[[], int | None],
     upto: int,
     names: list[str],
     suffix: str,
 ) -> bulk.Part:
     """Build free slices of the copies named `names` up to `upto`."""
-    timing = container.app.config.timing
-    copies = [p for p in all_projections(timing, suffix) if p.name in names]
+    copies = [p for p in all_projections(store.timing, suffix) if p.name in names]
     part = bulk.Part()
-    bulk.build_slices(container.db, container.runner.log, copies, upto, claimed, part)
+    bulk.build_slices(store.db, store.log, copies, upto, claimed, part)
     return part
