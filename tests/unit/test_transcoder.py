@@ -64,6 +64,36 @@ def test_an_event_state_round_trips_with_its_types() -> None:
     assert OURS.decode(LIBRARY.encode(state)) == state
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # typed values at the top, plain items below: the nested walk is skipped
+        '{"at":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},"items":[{"a":1}]}',
+        # typed values nested as well as at the top: the walk must still find them
+        '{"at":{"_type_":"uuid_hex","_data_":"00000000000000000000000000000007"},'
+        '"items":[{"id":{"_type_":"uuid_hex","_data_":"00000000000000000000000000000008"}}]}',
+        # a typed value whose data is itself typed: bottom-up, as json's hook
+        '{"x":{"_type_":"decimal_str","_data_":{"_type_":"x","_data_":"1"}}}',
+        # "_type_" keys that do not make a typed value, and "_type_" as a string
+        '{"a":{"_type_":"x","b":1},"b":{"_type_":1,"_data_":2,"c":3},"c":"_type_"}',
+        '{"c":["_type_",{"d":"\\"_type_\\""}],"e":{"_type_":"only one key"}}',
+        # a key spelled with an escape: the count cannot see it, the full walk must run
+        '{"at":{"\\u005ftype_":"uuid_hex","_data_":"00000000000000000000000000000009"}}',
+        '{"_type_":"uuid_hex","_data_":"0000000000000000000000000000000a"}',
+        '[{"_type_":"uuid_hex","_data_":"0000000000000000000000000000000b"}]',
+    ],
+)
+def test_hand_written_states_decode_as_the_library_decodes_them(text: str) -> None:
+    data = text.encode()
+    try:
+        expected = LIBRARY.decode(data)
+    except TranscodingNotRegisteredError:
+        with pytest.raises(TranscodingNotRegisteredError):
+            OURS.decode(data)
+        return
+    assert OURS.decode(data) == expected
+
+
 def test_bad_bytes_fail_as_the_library_fails() -> None:
     with pytest.raises(ValueError, match="Expecting"):
         OURS.decode(b"{not json")
