@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import anyio.to_thread
 import psycopg
@@ -244,6 +245,15 @@ class PostgresDatabase(Database):
             raise
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """Text or UUIDs go as one array written out here, as PostgreSQL's array text:
+        psycopg would dump a list element by element in Python, which took a tenth of an
+        audit (seven lists of 500 ids per chunk)."""
+        if not values:
+            return "= ANY(%s)", [[]]
+        if all(type(v) is str for v in values):
+            return "= ANY(%s::text[])", [array_text(values)]
+        if all(type(v) is UUID for v in values):
+            return "= ANY(%s::uuid[])", ["{" + ",".join(map(str, values)) + "}"]
         return "= ANY(%s)", [list(values)]
 
     def bucket(self, column: str, seconds: int) -> str:
@@ -403,6 +413,14 @@ class _SQLiteTx(Tx):
     @property
     def rowcount(self) -> int:
         return self.cursor.rowcount
+
+
+def array_text(values: Sequence[str]) -> str:
+    """PostgreSQL's text form of a one-dimensional array of these strings: each element
+    quoted, with its quotes and backslashes escaped (no string reaching SQL holds a NUL:
+    domain.inputs refuses them at every boundary)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + '","'.join(quoted) + '"}' if values else "{}"
 
 
 def open_database(env: dict[str, str], pool_size: int = 4) -> Database:
