@@ -66,8 +66,12 @@ def is_refund(event: Any) -> bool:
 
 def utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a 'Z', exactly as pydantic writes datetimes in responses, so a
-    stored document can be served as it is."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    stored document can be served as it is. orjson writes the same text as `isoformat`
+    (microseconds only when there are some) in a third of the time, and every document
+    and public event of a rebuild writes four of these."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 def _item(item: LineItem) -> dict[str, Any]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+
 from api.schemas import OrderOut
 from domain.calls import CallKind
 from domain.psp import PSPStatus
@@ -42,3 +46,20 @@ def test_times_are_utc_with_a_z_like_pydantic_writes_them() -> None:
     assert utc(datetime(2026, 1, 1, 1, 2, 3, tzinfo=UTC)) == "2026-01-01T01:02:03Z"
     paris = timezone(timedelta(hours=1))
     assert utc(datetime(2026, 1, 1, 2, 2, 3, tzinfo=paris)) == "2026-01-01T01:02:03Z"
+
+
+offsets = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+moments = st.datetimes(
+    min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets
+)
+
+
+@given(moments)
+def test_any_time_is_written_as_isoformat_in_utc_and_as_pydantic_writes_it(
+    moment: datetime,
+) -> None:
+    written = utc(moment)
+    assert written == moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert TypeAdapter(datetime).dump_json(moment.astimezone(UTC)).decode() == f'"{written}"'
