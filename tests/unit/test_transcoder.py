@@ -135,11 +135,26 @@ def test_over_the_full_range_a_value_is_refused_or_reads_back_exactly(value: Any
     assert OURS.decode(data) == LIBRARY.decode(data) == value
 
 
+@given(wild_values)
+def test_a_value_is_refused_exactly_when_it_holds_something_unstorable(value: Any) -> None:
+    """The verdict and the field the error names are the walk's (domain.inputs), whatever the
+    value."""
+    where = find_unstorable(value)
+    if where is None:
+        assert OURS.decode(OURS.encode(value)) == LIBRARY.decode(LIBRARY.encode(value))
+        return
+    with pytest.raises(InvalidInput) as refused:
+        OURS.encode(value)
+    assert refused.value.field == (where or None)
+
+
 @pytest.mark.parametrize(
     "value",
     [
         {"amount": 10**30},
+        {"amount": 2**63},
         {"amount": -(2**63) - 1},
+        {"rates": [1.5, float("-inf")]},
         {"message": "a\x00b"},
         {"x": ["\ud800"]},
         {"rate": float("nan")},
