@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from anyio import to_thread
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
@@ -311,10 +311,10 @@ class PaymentsApp(Application[UUID]):
 
     async def _save_async(self, order: PaymentOrder) -> list[Recording[UUID]]:
         """The library's `save` for one aggregate (this application takes no snapshots and
-        caches no aggregates), with the insert awaited instead of blocking."""
-        processing: ProcessingEvent[UUID] = ProcessingEvent()
-        processing.collect_events(order)
-        events = processing.events
+        caches no aggregates), with the insert awaited instead of blocking. The events come
+        straight from the order: the library's ProcessingEvent checks each object against
+        runtime Protocols first, 2% of an API process's time under checkout load."""
+        events = order.collect_events()
         stored = [self.mapper.to_stored_event(event) for event in events]
         ids = await self._insert_async(stored)
         recordings = [
