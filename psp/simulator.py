@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from psp.fault_http import error_response, fault_control_routes, refuse_before, spoil_after
 from psp.faults import FaultPlan, FaultSettings
+from psp.payments_lane import PaymentsLane
 from psp.settlement import Quirk, report_csv
 from psp.sim_state import Notice, Outcome, SimError, SimulatedPSP
 from psp.webhook_sender import WebhookSender
@@ -87,6 +88,20 @@ class Simulator:
         self.most_in_flight = 0
         """The most payment requests in progress at once since the last reset: how many
         calls a client really had open together."""
+
+    async def charge(self, payment: dict[str, Any], key: str, base_url: str) -> Response:
+        """`POST /v1/payments` (the route and psp/payments_lane.py): a payment, once per key;
+        a challenged card waits for the buyer at `base_url`/challenge/<payment id>."""
+        mismatch = self.plan.mismatch()
+        return await self.handle(
+            lambda: self.books.authorize(
+                key,
+                payment,
+                mismatch=mismatch,
+                challenge_base=base_url,
+                hold_lifetime_s=self.plan.settings.hold_lifetime_s,
+            )
+        )
 
     async def handle(self, operation: Callable[[], Outcome]) -> Response:
         """Run one PSP request through the fault plan."""
@@ -185,8 +200,11 @@ def create_simulator(
     webhook_url: str | None = None,
     webhook_secret: str = "",
     webhooks: Literal["all", "async"] = "all",
+    *,
+    fast_lane: bool = True,
 ) -> FastAPI:
-    """The simulator app; webhooks go to `webhook_url`, signed with `webhook_secret`."""
+    """The simulator app; webhooks go to `webhook_url`, signed with `webhook_secret`.
+    `fast_lane=False` leaves every request to FastAPI (the lane's tests compare the two)."""
     sim = Simulator(WebhookSender(webhook_url, webhook_secret), webhooks)
 
     @asynccontextmanager
@@ -196,6 +214,8 @@ def create_simulator(
 
     app = FastAPI(title="PSP simulator", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.simulator = sim
+    if fast_lane:
+        app.add_middleware(PaymentsLane, charge=sim.charge, model=PaymentIn)
     _payment_routes(app, sim)
     _challenge_routes(app, sim)
     _control_routes(app, sim)
@@ -205,18 +225,8 @@ def create_simulator(
 def _payment_routes(app: FastAPI, sim: Simulator) -> None:
     @app.post("/v1/payments")
     async def create_payment(body: PaymentIn, key: Key, request: Request) -> Response:
-        mismatch = sim.plan.mismatch()
         base = str(request.base_url).rstrip("/")
-        payment = body.model_dump(exclude_none=True)
-        return await sim.handle(
-            lambda: sim.books.authorize(
-                key,
-                payment,
-                mismatch=mismatch,
-                challenge_base=base,
-                hold_lifetime_s=sim.plan.settings.hold_lifetime_s,
-            )
-        )
+        return await sim.charge(body.model_dump(exclude_none=True), key, base)
 
     @app.post("/v1/payments/{payment_id}/capture")
     async def capture(payment_id: str, key: Key, body: AmountIn | None = None) -> Response:
