@@ -10,18 +10,19 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import aiohttp
-
 from adapters.psp.signature import HEADER, sign
+from psp.poster import FAILURES, Poster
 from psp.sim_state import Notice
 
 log = logging.getLogger("psp.sim.webhooks")
 DELIVERY_TRIES = 8
+TIMEOUT_S = 5.0
 
 
 CONCURRENCY = 16
-"""Deliveries in flight at once: a queue feeds this many senders, so a burst of webhooks
-costs timers and queue slots, not a task and a pooled connection each (issue 13)."""
+"""Deliveries in flight at once: a queue feeds this many senders, each with a connection of
+its own (psp/poster.py), so a burst of webhooks costs timers and queue slots, not a task and
+a connection each (issue 13)."""
 
 
 class WebhookSender:
@@ -33,7 +34,7 @@ class WebhookSender:
         self.secret = secret
         self.sent = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._posters: list[Poster] = []
         self._queue: asyncio.Queue[tuple[bytes, str, int]] | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -68,9 +69,11 @@ class WebhookSender:
 
     async def _deliver_queued(self, queue: asyncio.Queue[tuple[bytes, str, int]]) -> None:
         loop = asyncio.get_running_loop()
+        poster = Poster(str(self.url))
+        self._posters.append(poster)
         while True:
             body, event_id, attempt = await queue.get()
-            if await self._post(body):
+            if await self._post(poster, body):
                 self.sent += 1
             elif attempt + 1 < DELIVERY_TRIES:
                 retry = (body, event_id, attempt + 1)
@@ -78,27 +81,19 @@ class WebhookSender:
             else:
                 log.warning("gave up delivering webhook %s", event_id)
 
-    async def _post(self, body: bytes) -> bool:
-        if self._session is None:  # aiohttp: a quarter of httpx.AsyncClient's CPU per POST
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=4.0)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=5.0)
-            )
-        headers = {
-            "Content-Type": "application/json",
-            HEADER: sign(self.secret, body, int(time.time())),
-        }
+    async def _post(self, poster: Poster, body: bytes) -> bool:
+        headers = {HEADER: sign(self.secret, body, int(time.time()))}
         try:
-            async with self._session.post(str(self.url), data=body, headers=headers) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError):
+            status = await asyncio.wait_for(poster.post(body, headers), TIMEOUT_S)
+        except (*FAILURES, TimeoutError):
+            poster.close()
             return False
-        return response.status < 500
+        return status < 500
 
     async def close(self) -> None:
         """Stop delivering (the simulator's shutdown)."""
         for task in list(self._tasks):
             task.cancel()
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        for poster in self._posters:
+            poster.close()
+        self._posters.clear()
