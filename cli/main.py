@@ -148,7 +148,10 @@ def psp_sim(
         raise typer.BadParameter("must be 'all' or 'async'", param_hint="--webhooks")
     mode: Literal["all", "async"] = "all" if webhooks == "all" else "async"
     secret = load_settings().webhook_secret.get_secret_value()
-    app = create_simulator(webhook_url, secret, mode)
+    try:
+        app = create_simulator(webhook_url, secret, mode)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--webhook-url") from None
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -22,7 +22,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PATH = "/v1/payments"
-PLAIN_HOST = re.compile(rb"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+PLAIN_HOST = re.compile(rb"[A-Za-z0-9.-]+(?::([0-9]{1,5}))?")
+"""A host name or IPv4 address, with a port Starlette takes if it is at most 65535; any other
+Host header (IPv6, brackets, other characters) goes through Starlette's own rules."""
 KEY_HEADER = b"idempotency-key"
 Charge = Callable[[dict[str, Any], str, str], Awaitable[Response]]
 """`Simulator.charge`: (the validated body, the idempotency key, the base URL) -> response."""
@@ -56,13 +58,13 @@ def _plain_payment(scope: Scope) -> str | None:
         return None
     if scope["query_string"] or scope.get("root_path") or scope.get("app_root_path"):
         return None
-    keys, json_body = [], False
+    keys, types = [], []
     for name, value in scope["headers"]:
         if name == KEY_HEADER:
             keys.append(value)
         elif name == b"content-type":
-            json_body = value == b"application/json"
-    if len(keys) != 1 or not json_body:
+            types.append(value)
+    if len(keys) != 1 or types != [b"application/json"]:
         return None
     key: str = keys[0].decode("latin-1")  # as Starlette reads headers
     return key if 1 <= len(key) <= 255 else None
@@ -91,8 +93,10 @@ def _payment(model: type[BaseModel], body: bytes) -> dict[str, Any] | None:
 
 
 def _replay(body: bytes, more: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives the body already read, then what was left of the request."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *more]
+    """A `receive` that gives the body already read, then what came after it: a body cut
+    short by a disconnect stays unfinished, as the route would have seen it."""
+    cut = bool(more)
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": cut}, *more]
 
     async def replayed() -> Message:
         return pending.pop(0) if pending else await receive()
@@ -105,6 +109,7 @@ def _base_url(scope: Scope) -> str:
     (a name or address and a port), the scheme and that host, without building Starlette's
     URL objects; for anything else, Starlette's own answer."""
     host = next((v for n, v in scope["headers"] if n == b"host"), None)
-    if host is not None and PLAIN_HOST.fullmatch(host):
-        return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
+    plain = PLAIN_HOST.fullmatch(host) if host is not None else None
+    if plain and (plain[1] is None or int(plain[1]) <= 65535):
+        return f"{scope.get('scheme', 'http')}://{plain[0].decode('latin-1')}"
     return str(Request(scope).base_url).rstrip("/")

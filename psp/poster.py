@@ -31,7 +31,10 @@ class Poster:
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.head = f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode("latin-1")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        self.head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1")
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -77,8 +80,33 @@ class Poster:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """The answer's status and whether the connection may carry another request; its body
-    is read and dropped."""
+    """The final answer's status (interim 1xx answers skipped) and whether the connection
+    may carry another request; its body is read and dropped."""
+    while True:
+        version, status, headers = await _read_head(reader)
+        if not 100 <= status < 200:
+            break
+        if status == 101:
+            raise ValueError("the server switched protocols")
+    tokens = {t.strip() for t in headers.get(b"connection", b"").split(b",")}
+    keep = version == b"HTTP/1.1" and b"close" not in tokens
+    if status in (204, 304):
+        pass  # no body, whatever the headers say
+    elif b"chunked" in headers.get(b"transfer-encoding", b""):
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass  # trailers
+    elif b"content-length" in headers:
+        await reader.readexactly(int(headers[b"content-length"]))
+    else:
+        await reader.read()  # framed by the end of the connection
+        keep = False
+    return status, keep
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, int, dict[bytes, bytes]]:
+    """An answer's version, status and headers (names and values lower-cased)."""
     version, status, *_ = (await reader.readuntil(b"\r\n")).split(b" ", 2)
     if not version.startswith(b"HTTP/1."):
         raise ValueError("not an HTTP/1.x answer")
@@ -86,15 +114,4 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
     while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip().lower()
-    keep = version == b"HTTP/1.1" and headers.get(b"connection") != b"close"
-    if b"chunked" in headers.get(b"transfer-encoding", b""):
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
-        while await reader.readuntil(b"\r\n") != b"\r\n":
-            pass  # trailers
-    elif b"content-length" in headers:
-        await reader.readexactly(int(headers[b"content-length"]))
-    elif int(status) not in (204, 304) and not 100 <= int(status) < 200:
-        await reader.read()  # framed by the end of the connection
-        keep = False
-    return int(status), keep
+    return version, int(status), headers

@@ -30,6 +30,8 @@ class WebhookSender:
     timer, then a bounded set of senders delivers it, retrying on failure."""
 
     def __init__(self, url: str | None, secret: str) -> None:
+        if url:
+            Poster(url)  # refuses a URL it could not post to, at start rather than per send
         self.url = url
         self.secret = secret
         self.sent = 0
@@ -73,13 +75,23 @@ class WebhookSender:
         self._posters.append(poster)
         while True:
             body, event_id, attempt = await queue.get()
-            if await self._post(poster, body):
+            if await self._posted(poster, body):
                 self.sent += 1
             elif attempt + 1 < DELIVERY_TRIES:
                 retry = (body, event_id, attempt + 1)
                 loop.call_later(min(10.0, 0.25 * 2**attempt), queue.put_nowait, retry)
             else:
                 log.warning("gave up delivering webhook %s", event_id)
+
+    async def _posted(self, poster: Poster, body: bytes) -> bool:
+        """Whether the receiver took the webhook; a failure of any kind is logged and the
+        delivery tried again later, so no sender ever stops."""
+        try:
+            return await self._post(poster, body)
+        except Exception:
+            log.exception("webhook delivery failed unexpectedly")
+            poster.close()
+            return False
 
     async def _post(self, poster: Poster, body: bytes) -> bool:
         headers = {HEADER: sign(self.secret, body, int(time.time()))}

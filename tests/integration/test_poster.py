@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from api.threaded_server import ThreadedServer
 from psp.poster import FAILURES, Poster
+from psp.simulator import create_simulator
 
 T = TypeVar("T")
 
@@ -121,6 +122,10 @@ ANSWERS = {
     "close": b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     "eof": b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
     "empty": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "no body": b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+    "tokens": b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n",
 }
 
 
@@ -132,6 +137,9 @@ ANSWERS = {
         ("close", 201, 2),
         ("eof", 200, 2),
         ("empty", 204, 1),
+        ("interim", 200, 1),
+        ("no body", 204, 1),
+        ("tokens", 200, 2),
     ],
 )
 def test_every_framing_of_the_answer_is_read(framing: str, status: int, connections: int) -> None:
@@ -146,7 +154,7 @@ def test_every_framing_of_the_answer_is_read(framing: str, status: int, connecti
                 await reader.readexactly(length)
                 writer.write(ANSWERS[framing])
                 await writer.drain()
-                if framing in ("close", "eof"):
+                if framing in ("close", "eof", "tokens"):
                     writer.close()
                     return
 
@@ -198,3 +206,12 @@ def test_nobody_listening_fails() -> None:
 def test_only_http_urls_are_taken(url: str) -> None:
     with pytest.raises(ValueError, match="not an http"):
         Poster(url)
+    with pytest.raises(ValueError, match="not an http"):
+        create_simulator(webhook_url=url)
+
+
+def test_the_host_header_names_the_host_and_port_only() -> None:
+    assert Poster("http://user:pw@psp.example:8443/hook?a=1").head == (
+        b"POST /hook?a=1 HTTP/1.1\r\nHost: psp.example:8443\r\n"
+    )
+    assert Poster("https://[::1]/").head == b"POST / HTTP/1.1\r\nHost: [::1]\r\n"

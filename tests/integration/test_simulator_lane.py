@@ -122,9 +122,13 @@ class Inner:
 
 
 def call(
-    lane: PaymentsLane, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+    lane: PaymentsLane,
+    headers: list[tuple[bytes, bytes]],
+    chunks: list[bytes],
+    disconnect_after: int | None = None,
 ) -> list[Message]:
-    """One request through the lane, its body in `chunks`; the messages it sent."""
+    """One request through the lane, its body in `chunks` (the client gone after the first
+    `disconnect_after` of them); the messages it sent."""
     scope = {
         "type": "http",
         "method": "POST",
@@ -135,9 +139,10 @@ def call(
         "server": ("127.0.0.1", 9),
         "headers": headers,
     }
+    parts = chunks[:disconnect_after]
     incoming: list[Message] = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-        for i, c in enumerate(chunks)
+        for i, c in enumerate(parts)
     ]
     sent: list[Message] = []
 
@@ -182,7 +187,30 @@ def test_a_plain_payment_never_reaches_the_route_and_others_reach_it_whole() -> 
     for headers, chunks in handed_on:
         assert call(lane, headers, chunks)[0]["status"] == 299
     assert inner.bodies == [b'{"amount": 0}', body, body, body]
+    two_types = [(b"content-type", b"text/plain"), *json_key]
+    assert call(lane, two_types, [body])[0]["status"] == 299  # Starlette reads the first
     assert len(charged) == 1
+
+
+def test_a_body_cut_short_by_a_disconnect_is_handed_on_unfinished() -> None:
+    """The route would see a request that never finished (and charge nothing): so must it."""
+    seen: list[Message] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.extend([await receive(), await receive()])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+
+    charged: list[Any] = []
+    lane = PaymentsLane(inner, charge=_answering(charged), model=PaymentIn)
+    body = b'{"amount": 5, "currency": "EUR", "payment_method": "pm", "reference": "r"}'
+    headers = [(b"content-type", b"application/json"), (b"idempotency-key", b"k")]
+    sent = call(lane, headers, [body, b""], disconnect_after=1)
+    assert charged == []
+    assert sent[0]["status"] == 299
+    assert seen == [
+        {"type": "http.request", "body": body, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
 
 
 def _answering(charged: list[Any]) -> Any:
@@ -208,6 +236,11 @@ def _answering(charged: list[Any]) -> Any:
         (("127.0.0.1", 8080), b"[::1]:9", "http://[::1]:9"),
         (("127.0.0.1", 8080), b"psp.example:9/", "http://127.0.0.1:8080"),  # Starlette's rule
         (("127.0.0.1", 8080), b"a b", "http://127.0.0.1:8080"),
+        (("127.0.0.1", 8080), b"psp.example:65535", "http://psp.example:65535"),
+        (("127.0.0.1", 8080), b"psp.example:65536", "http://127.0.0.1:8080"),
+        (("127.0.0.1", 8080), b"psp.example:99999", "http://127.0.0.1:8080"),
+        (("127.0.0.1", 8080), b"psp.example:", "http://127.0.0.1:8080"),
+        (("127.0.0.1", 8080), b"[zz::1]:9", "http://127.0.0.1:8080"),
         (None, None, ""),
     ],
 )
