@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
-from adapters.codec import OrjsonTranscoder
 from adapters.db import Database, open_database, postgres_conninfo
 from adapters.listen import listen
 from adapters.outbound import Sender
@@ -25,6 +24,7 @@ from app.application import PaymentsApp, call_key
 from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
+from bootstrap.read_side import open_app
 from bootstrap.settings import Settings
 from bootstrap.settlement import connector
 from domain.psp import NotificationParser, PSPPort
@@ -150,7 +150,7 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
     psp: PSPPort = NoPSP()
     if with_psp:
         psp = MeteredPSP(connector(settings, psp_url), metrics.psp_calls, metrics.psp_seconds)
-    app = PaymentsApp(env, psp=psp, config=config, codec=OrjsonTranscoder)
+    app = open_app(settings, psp)
     app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
     db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
     runner = ProjectionRunner(db, EventLog(db, app.mapper), all_projections(config.timing))

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 import psycopg
 
 from adapters import revocations
-from adapters.codec import OrjsonTranscoder
 from adapters.db import open_database, postgres_conninfo
-from adapters.psp.unavailable import NoPSP
-from app.application import PaymentsApp
+from bootstrap.read_side import open_app
 from bootstrap.settings import Settings
 from projections.catalog import all_projections, create_tables
 
@@ -23,8 +21,7 @@ def migrate(settings: Settings) -> None:
     env = settings.event_store_env(create_tables=True)
     config = settings.payments_config()
     with _exclusive(env):
-        app = PaymentsApp(env, psp=NoPSP(), config=config, codec=OrjsonTranscoder)
-        app.close()
+        open_app(settings, create_tables=True).close()
         db = open_database(env, pool_size=1)
         try:
             create_tables(db, all_projections(config.timing))

@@ -15,6 +15,7 @@ from adapters.db import Database, open_database
 from adapters.psp.unavailable import NoPSP
 from app.application import PaymentsApp
 from bootstrap.settings import Settings
+from domain.psp import PSPPort
 from domain.worklist import Timing
 from projections.log import EventLog
 
@@ -36,9 +37,20 @@ class ReadSide:
         self.db.close()
 
 
+def open_app(
+    settings: Settings, psp: PSPPort | None = None, *, create_tables: bool = False
+) -> PaymentsApp:
+    """The application on the store `settings` name, with the event store's one codec
+    (adapters/codec.py); without `psp`, one that can never call the PSP. Every process
+    opens the store here: the composition root, migrations, the read side."""
+    env = settings.event_store_env(create_tables=create_tables)
+    return PaymentsApp(
+        env, psp=psp or NoPSP(), config=settings.payments_config(), codec=OrjsonTranscoder
+    )
+
+
 def open_read_side(settings: Settings, pool_size: int = 2) -> ReadSide:
-    """Open the store `settings` name, with the same codec as the composition root."""
-    env = settings.event_store_env()
-    app = PaymentsApp(env, psp=NoPSP(), config=settings.payments_config(), codec=OrjsonTranscoder)
-    db = open_database(env, pool_size=pool_size)
+    """Open the store `settings` name for reading and projecting."""
+    app = open_app(settings)
+    db = open_database(settings.event_store_env(), pool_size=pool_size)
     return ReadSide(app, db, EventLog(db, app.mapper))
