@@ -84,23 +84,18 @@ class WebhookSender:
                 log.warning("gave up delivering webhook %s", event_id)
 
     async def _posted(self, poster: Poster, body: bytes) -> bool:
-        """Whether the receiver took the webhook; a failure of any kind is logged and the
-        delivery tried again later, so no sender ever stops."""
+        """Whether the receiver took the webhook. A failed exchange, or anything unexpected
+        (logged), closes the connection and leaves the delivery to be tried again: no
+        sender ever stops."""
+        headers = {HEADER: sign(self.secret, body, int(time.time()))}
         try:
-            return await self._post(poster, body)
+            return await asyncio.wait_for(poster.post(body, headers), TIMEOUT_S) < 500
+        except (*FAILURES, TimeoutError):
+            poster.close()
         except Exception:
             log.exception("webhook delivery failed unexpectedly")
             poster.close()
-            return False
-
-    async def _post(self, poster: Poster, body: bytes) -> bool:
-        headers = {HEADER: sign(self.secret, body, int(time.time()))}
-        try:
-            status = await asyncio.wait_for(poster.post(body, headers), TIMEOUT_S)
-        except (*FAILURES, TimeoutError):
-            poster.close()
-            return False
-        return status < 500
+        return False
 
     async def close(self) -> None:
         """Stop delivering (the simulator's shutdown)."""
