@@ -154,65 +154,100 @@ def fan_out(tx: Tx, events: Sequence[dict[str, Any]], now: float) -> None:
     )
 
 
-def due(db: Database, now: float, limit: int) -> list[Due]:
+def due(db: Database, now: float, limit: int, skip_endpoints: Sequence[str] = ()) -> list[Due]:
     """Pending deliveries whose time has come, not leased, and first in line for their order
-    at their endpoint; oldest first."""
+    at their endpoint; oldest first. `skip_endpoints` (those with all the deliveries they may
+    have on their way) are left out, so their backlog never fills the `limit` for others."""
+    skip, skipped = "", list[Any]()
+    if skip_endpoints:
+        fragment, skipped = db.in_list(list(skip_endpoints))
+        skip = f"AND NOT d.endpoint_id {fragment} "
     rows = db.one(
-        "SELECT d.id, d.endpoint_id, d.event_id, e.url, e.secret, d.tries, d.first_try_at "
+        "SELECT d.id, d.endpoint_id, d.event_id, e.url, e.secret, d.tries, d.first_try_at "  # noqa: S608
         "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
         "WHERE d.status = 'pending' AND d.next_at <= %s AND e.status = 'enabled' "
         "AND (d.lease_until IS NULL OR d.lease_until < %s) "
+        f"{skip}"
         "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id "
         "AND p.order_id = d.order_id AND p.status = 'pending' "
         "AND (p.position < d.position OR (p.position = d.position AND p.sub < d.sub))) "
         "ORDER BY d.position, d.sub LIMIT %s",
-        (now, now, limit),
+        (now, now, *skipped, limit),
     )
     return [Due(*row) for row in rows]
 
 
-def claim(db: Database, delivery_id: str, now: float, lease_s: float) -> bool:
-    """Take a delivery for `lease_s` seconds; False when another worker holds it."""
+def claim_many(db: Database, delivery_ids: Sequence[str], now: float, lease_s: float) -> set[str]:
+    """Take deliveries for `lease_s` seconds in one statement: the ids taken, without those
+    another worker holds or that stopped being pending."""
+    if not delivery_ids:
+        return set()
+    fragment, params = db.in_list(list(delivery_ids))
     with db.transaction() as tx:
-        tx.execute(
-            "UPDATE webhook_deliveries SET lease_until = %s WHERE id = %s AND status = 'pending' "
-            "AND (lease_until IS NULL OR lease_until < %s)",
-            (now + lease_s, delivery_id, now),
+        rows = tx.execute(
+            f"UPDATE webhook_deliveries SET lease_until = %s WHERE id {fragment} "  # noqa: S608
+            "AND status = 'pending' AND (lease_until IS NULL OR lease_until < %s) RETURNING id",
+            (now + lease_s, *params, now),
         )
-        return tx.rowcount == 1
+    return {row[0] for row in rows}
 
 
-def record(
-    db: Database,
-    due: Due,
-    at: float,
-    attempt: tuple[int | None, str | None, int],
-    next_at: float | None,
-    give_up: bool,
-) -> None:
-    """Record a try; the delivery is delivered, retried at `next_at`, or (`give_up`) failed
-    and its endpoint disabled."""
-    status_code, error, latency = attempt
-    delivered = status_code is not None and 200 <= status_code < 300
-    status = "delivered" if delivered else "failed" if give_up else "pending"
+@dataclass(frozen=True)
+class Tried:
+    """One try of a delivery, to record: its answer (`status_code`, or the `error` that
+    stopped it, and how long it took) and what comes next (`next_at`, or `give_up`)."""
+
+    due: Due
+    at: float
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    next_at: float | None
+    give_up: bool
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def status(self) -> str:
+        return "delivered" if self.delivered else "failed" if self.give_up else "pending"
+
+    def attempt_row(self) -> tuple[Any, ...]:
+        """Its row of webhook_attempts."""
+        due, answer = self.due, (self.status_code, self.error, self.latency_ms)
+        return (due.id, due.endpoint_id, due.event_id, self.at, *answer)
+
+
+def record(db: Database, tries: Sequence[Tried]) -> None:
+    """Record tries in one transaction: each delivery is delivered, retried at `next_at`, or
+    (`give_up`) failed and its endpoint disabled."""
+    if not tries:
+        return
     with db.transaction() as tx:
-        tx.execute(
+        tx.insert(
             "INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, at, status_code, "
-            "error, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (due.id, due.endpoint_id, due.event_id, at, status_code, error, latency),
+            "error, latency_ms)",
+            [t.attempt_row() for t in tries],
         )
-        tx.execute(
+        tx.executemany(
             "UPDATE webhook_deliveries SET status = %s, tries = tries + 1, lease_until = NULL, "
             "next_at = %s, first_try_at = COALESCE(first_try_at, %s), delivered_at = %s "
             "WHERE id = %s",
-            (status, next_at or at, at, at if delivered else None, due.id),
+            [
+                (t.status, t.next_at or t.at, t.at, t.at if t.delivered else None, t.due.id)
+                for t in tries
+            ],
         )
-        if give_up:
-            tx.execute(
-                "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = %s "
-                "WHERE id = %s AND status = 'enabled'",
-                (f"gave up on {due.event_id} after {due.tries + 1} tries", due.endpoint_id),
-            )
+        tx.executemany(
+            "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = %s "
+            "WHERE id = %s AND status = 'enabled'",
+            [
+                (f"gave up on {t.due.event_id} after {t.due.tries + 1} tries", t.due.endpoint_id)
+                for t in tries
+                if t.give_up
+            ],
+        )
 
 
 def redeliver(db: Database, endpoint: Endpoint, event: dict[str, Any], now: float) -> None:

@@ -112,6 +112,7 @@ class Container:
         """Run the recovery worker and the outbound webhook deliveries in this process."""
         self._spawn("worker", lambda: self.worker.run_forever(self.stop))
         self._spawn("outbound", lambda: self.outbound.run_forever(self.stop))
+        self.runner.committed.append(self.outbound.wakeup.set)
         settings = self.settings
         if settings.reconcile_interval_s:
             reconcile = ReconcileWorker(settings, self.reconciliation)

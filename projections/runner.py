@@ -79,6 +79,9 @@ class ProjectionRunner:
         """When a batch last committed or found the log caught up (the health check's clue)."""
         self.held_back = False
         """Whether the last batch stopped at events a running transaction holds back."""
+        self.committed: list[Callable[[], object]] = []
+        """Called after a batch that covered events commits (the outbound worker's wake-up:
+        new deliveries may be due)."""
 
     def run_once(self) -> int:
         """Process one batch; returns how many events it covered (0 when caught up)."""
@@ -90,6 +93,9 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             done = self._run_batch(tx, ahead, reader)
         self.last_progress = time.monotonic()
+        if done[0]:
+            for listener in self.committed:
+                listener()
         return done
 
     def run_batch(self, tx: Tx) -> int:

@@ -12,12 +12,20 @@ from adapters.db import STORE_ERRORS
 
 
 def run_until_stopped(
-    stop: threading.Event, one_pass: Callable[[], int], interval_s: float, log: logging.Logger
+    stop: threading.Event,
+    one_pass: Callable[[], int],
+    interval_s: float,
+    log: logging.Logger,
+    wakeup: threading.Event | None = None,
 ) -> None:
-    """Run passes until `stop`; after one that did nothing, wait `interval_s`. No error ends
-    the loop: a store error is a warning, anything else is logged with its traceback (a bug
-    must not silently stop the work), and the pass is retried."""
+    """Run passes until `stop`; after one that did nothing, wait `interval_s`, or less if
+    `wakeup` is set meanwhile. No error ends the loop: a store error is a warning, anything
+    else is logged with its traceback (a bug must not silently stop the work), and the pass
+    is retried."""
+    rest = wakeup or stop
     while not stop.is_set():
+        if wakeup is not None:
+            wakeup.clear()  # before the pass: a wake-up during it starts the next at once
         try:
             busy = one_pass()
         except (*STORE_ERRORS, PersistenceError) as error:
@@ -27,4 +35,4 @@ def run_until_stopped(
             log.exception("pass failed", exc_info=error)
             busy = 0
         if not busy:
-            stop.wait(interval_s)
+            rest.wait(interval_s)

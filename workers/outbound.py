@@ -7,7 +7,9 @@ delivery is leased before it is sent, so several workers never send one event to
 endpoint at once, and a worker killed mid-delivery leaves a lease that simply runs out.
 Deliveries go out on a small thread pool, at most PER_ENDPOINT at once per endpoint and
 PER_FAILING_ENDPOINT once its deliveries fail, so a slow or dead endpoint holds only a small
-share and never the checkout path (another thread).
+share and never the checkout path (another thread). The pool is kept busy: a thread that
+finishes a delivery wakes the worker to claim the next due ones at once, so nobody waits for
+a slow endpoint's deliveries to end before their own next event goes out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from adapters import webhook_store
@@ -28,12 +30,14 @@ from workers.loop import run_until_stopped
 
 log = logging.getLogger("payments.outbound")
 BATCH = 128
-THREADS = 16
+THREADS = 32
+"""Deliveries at once, all endpoints together: twice PER_ENDPOINT, so one endpoint that
+hangs before any try has failed still leaves half the threads to the others."""
 PER_ENDPOINT = 16
 """Deliveries at once to one endpoint that is answering well..."""
 PER_FAILING_ENDPOINT = 2
-"""...and to one whose due delivery has failed before: a slow or dead endpoint holds at most
-this many threads, so the others keep flowing."""
+"""...and to one whose latest try here failed, or whose due delivery has failed before: a
+slow or dead endpoint holds at most this many threads, so the others keep flowing."""
 
 
 @dataclass(frozen=True)
@@ -64,61 +68,93 @@ class OutboundWorker:
         policy: OutboundPolicy,
         interval_s: float = 0.5,
         rand: random.Random | None = None,
+        batch: int = BATCH,
     ) -> None:
         self.db = db
+        self.batch = batch
         self.sender = sender
         self.policy = policy
         self.interval_s = interval_s
         self.rand = rand or random.Random()  # noqa: S311 - jitter, not security
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="outbound")
+        self.wakeup = threading.Event()
+        """Set when a delivery ends or new ones may be due: the next pass starts at once."""
+        self._lock = threading.Lock()
+        self._sending: dict[str, int] = defaultdict(int)
+        """Deliveries on their way, per endpoint (guarded by `_lock`)."""
+        self._failing: set[str] = set()
+        """Endpoints whose latest try here failed: they get PER_FAILING_ENDPOINT threads
+        until one succeeds, even for deliveries not tried yet."""
+        self._ended: list[tuple[webhook_store.Due, webhook_store.Tried | None]] = []
+        """Deliveries that ended and wait to be recorded (guarded by `_lock`)."""
+        self._recording = threading.Lock()
 
     def run_forever(self, stop: threading.Event) -> None:
         """Deliver until `stop`; a failing pass is logged and retried."""
-        run_until_stopped(stop, self.run_once, self.interval_s, log)
+        run_until_stopped(stop, self.dispatch, self.interval_s, log, self.wakeup)
 
     def run_once(self) -> int:
-        """Send every delivery due now (at most PER_ENDPOINT per endpoint); how many."""
+        """Send every delivery due now that the caps allow and wait for them; how many."""
+        started = self._start()
+        wait(started)
+        return len(started)
+
+    def dispatch(self) -> int:
+        """Claim the due deliveries the free threads and the caps allow and start them,
+        without waiting for them to end; how many started."""
+        return len(self._start())
+
+    def _start(self) -> list[Future[None]]:
+        with self._lock:
+            free = THREADS - sum(self._sending.values())
+            sending = dict(self._sending)
+            failing = set(self._failing)
+        if free <= 0:
+            return []
+        full = [e for e, n in sending.items() if n >= self._cap(e, failing, 0)]
         now = time.time()
-        per_endpoint: dict[str, int] = defaultdict(int)
-        chosen = []
-        for due in webhook_store.due(self.db, now, BATCH):
-            cap = PER_FAILING_ENDPOINT if due.tries else PER_ENDPOINT
-            if per_endpoint[due.endpoint_id] >= cap:
-                continue
-            if webhook_store.claim(self.db, due.id, now, self.policy.lease_s):
-                per_endpoint[due.endpoint_id] += 1
+        chosen: list[webhook_store.Due] = []
+        for due in webhook_store.due(self.db, now, self.batch, full):
+            cap = self._cap(due.endpoint_id, failing, due.tries)
+            if len(chosen) < free and sending.get(due.endpoint_id, 0) < cap:
+                sending[due.endpoint_id] = sending.get(due.endpoint_id, 0) + 1
                 chosen.append(due)
+        lease_s = self.policy.lease_s
+        claimed = webhook_store.claim_many(self.db, [d.id for d in chosen], now, lease_s)
+        chosen = [d for d in chosen if d.id in claimed]
+        if not chosen:
+            return []
         bodies = public_events.bodies(self.db, [d.event_id for d in chosen])
-        list(self.pool.map(lambda d: self._deliver_safely(d, bodies.get(d.event_id)), chosen))
-        return len(chosen)
+        with self._lock:
+            for due in chosen:
+                self._sending[due.endpoint_id] += 1
+        return [self.pool.submit(self._deliver_safely, d, bodies.get(d.event_id)) for d in chosen]
+
+    @staticmethod
+    def _cap(endpoint_id: str, failing: set[str], tries: int) -> int:
+        return PER_FAILING_ENDPOINT if tries or endpoint_id in failing else PER_ENDPOINT
 
     def _deliver_safely(self, due: webhook_store.Due, body: str | None) -> None:
         """One delivery on its own: whatever goes wrong with it stays with it (its lease
         runs out and it is tried again), never stopping the others."""
+        tried = None
         try:
-            self._deliver(due, body)
+            tried = self._deliver(due, body)
         except Exception as error:
             log.error(
                 "delivery %s failed", due.id, exc_info=error, extra={"endpoint": due.endpoint_id}
             )
+        self._finish(due, tried)
 
-    def _deliver(self, due: webhook_store.Due, body: str | None) -> None:
+    def _deliver(self, due: webhook_store.Due, body: str | None) -> webhook_store.Tried | None:
         if body is None:  # the event is gone (a rebuild in progress): try again later
-            return
+            return None
         attempt = self.sender.send(due.url, due.secret, due.event_id, body.encode())
         at = time.time()
         first = due.first_try_at or at
         give_up = not attempt.delivered and at - first >= self.policy.give_up_after_s
         next_at = (
             None if attempt.delivered else self.policy.next_try(due.tries, at, self.rand.random())
-        )
-        webhook_store.record(
-            self.db,
-            due,
-            at,
-            (attempt.status_code, attempt.error, attempt.latency_ms),
-            next_at,
-            give_up,
         )
         if not attempt.delivered:
             log.info(
@@ -128,7 +164,39 @@ class OutboundWorker:
                 attempt.error or attempt.status_code,
                 extra={"endpoint": due.endpoint_id},
             )
+        return webhook_store.Tried(
+            due, at, attempt.status_code, attempt.error, attempt.latency_ms, next_at, give_up
+        )
+
+    def _finish(self, due: webhook_store.Due, tried: webhook_store.Tried | None) -> None:
+        """Record the try with the others that ended meanwhile, in one transaction (group
+        commit: whoever holds `_recording` writes what has queued up), then free its thread
+        share and wake the worker: the order's next event may be due now."""
+        with self._lock:
+            self._ended.append((due, tried))
+        with self._recording:
+            with self._lock:
+                ended, self._ended = self._ended, []
+            if not ended:
+                return  # another thread recorded it
+            tries = [t for _, t in ended if t is not None]
+            try:
+                webhook_store.record(self.db, tries)
+            except Exception as error:  # their leases run out and they are sent again
+                log.error("could not record %d tries", len(tries), exc_info=error)
+            with self._lock:
+                for done, _ in ended:
+                    self._sending[done.endpoint_id] -= 1
+                    if not self._sending[done.endpoint_id]:
+                        del self._sending[done.endpoint_id]
+                for t in tries:
+                    if t.delivered:
+                        self._failing.discard(t.due.endpoint_id)
+                    else:
+                        self._failing.add(t.due.endpoint_id)
+        self.wakeup.set()
 
     def close(self) -> None:
+        self.wakeup.set()
         self.pool.shutdown(wait=True)
         self.sender.close()

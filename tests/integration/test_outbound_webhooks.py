@@ -8,10 +8,11 @@ in order per order.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.outbound import Sender
 from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap.composition import Container, build
@@ -32,7 +34,7 @@ from domain.cart import Checkout, LineItem
 from projections import rebuild as rebuilding
 from projections.catalog import all_projections
 from tests.integration.conftest import FAST
-from workers.outbound import OutboundWorker
+from workers.outbound import PER_ENDPOINT, PER_FAILING_ENDPOINT, OutboundPolicy, OutboundWorker
 
 OUTBOUND: dict[str, Any] = {
     "outbound_timeout_s": 0.5,
@@ -52,6 +54,12 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     unverified: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=threading.Event)
+    waiting: int = 0
+    most_waiting: int = 0
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
@@ -59,6 +67,14 @@ class Receiver:
             mode = self.script.pop(0) if self.script else "ok"
         if mode == "hang":
             time.sleep(1.0)  # past the sender's timeout
+        if not self.gate.is_set():  # closed: every request waits, the server stays up
+            with self.lock:
+                self.waiting += 1
+                self.most_waiting = max(self.most_waiting, self.waiting)
+            while not self.gate.is_set():
+                await asyncio.sleep(0.01)
+            with self.lock:
+                self.waiting -= 1
         elif mode == "slow":
             time.sleep(0.2)
         if mode == "fail":
@@ -181,6 +197,112 @@ def test_every_event_reaches_a_flaky_receiver_once_verified_in_order_per_order(
     assert all(e["data"]["id"] == e["order_id"] for e in handler.received)
     tries = http.get(f"/v1/webhook-endpoints/{_endpoint_id(http)}/deliveries").json()["data"]
     assert any(t["status_code"] == 500 for t in tries) and any(t["error"] for t in tries)
+
+
+def test_a_hung_endpoint_holds_back_neither_another_endpoint_nor_its_next_events(
+    stack: tuple[Container, httpx.Client],
+) -> None:
+    """Deliveries to an endpoint that does not answer (its requests held open) take its
+    share of threads and no more: another endpoint gets every event, each order's in turn,
+    while they hang; the backlog of the hung one never fills the worker's view of what is
+    due (a batch of 4 here). Then the hung one answers and gets everything too."""
+    container, http = stack
+    hung, healthy = Receiver(), Receiver()
+    hung.gate.clear()
+    servers = [ThreadedServer(_receiver_app(r)).start() for r in (hung, healthy)]
+    worker = OutboundWorker(
+        container.db, Sender(30.0, allow_private=True), OutboundPolicy(timeout_s=30.0), batch=4
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    try:
+        hung.secret = subscribe(http, f"{servers[0].url}/hooks")["secret"]
+        healthy.secret = subscribe(http, f"{servers[1].url}/hooks")["secret"]
+        workload(container)
+        for n in range(PER_ENDPOINT + 4):  # more orders than the hung endpoint's threads
+            cart = Checkout("buyer", "EUR", ITEMS, "pm_card_visa", "automatic")
+            container.app.place_checkout(cart, client_id="development", idempotency_key=f"m{n}")
+        container.runner.catch_up()
+        events = feed(http)
+        thread.start()
+        assert _eventually(lambda: len(healthy.received) >= len(events))
+        assert _eventually(lambda: hung.waiting == PER_ENDPOINT)  # its share of the threads
+        assert hung.most_waiting == PER_ENDPOINT and not hung.received  # and no more
+        _assert_in_order(healthy, events)
+        hung.gate.set()
+        assert _eventually(lambda: len(hung.received) >= len(events))
+        _assert_in_order(hung, events)
+    finally:
+        hung.gate.set()
+        stop.set()
+        thread.join(timeout=10) if thread.is_alive() else None
+        worker.close()
+        for server in servers:
+            server.stop()
+
+
+def test_an_endpoint_that_failed_gets_two_threads_even_for_events_not_tried_yet(
+    stack: tuple[Container, httpx.Client],
+) -> None:
+    container, http = stack
+    at_once, most = [0], [0]  # requests open now, and the most open after the first answer
+    answered = threading.Event()
+
+    async def failing(request: Request) -> Response:
+        at_once[0] += 1  # one event loop: no lock needed
+        if answered.is_set():
+            most[0] = max(most[0], at_once[0])
+        await asyncio.sleep(0.1)
+        at_once[0] -= 1
+        answered.set()
+        return Response(status_code=500)
+
+    server = ThreadedServer(Starlette(routes=[Route("/hooks", failing, methods=["POST"])]))
+    server.start()
+    worker = OutboundWorker(container.db, Sender(5.0, allow_private=True), OutboundPolicy())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    try:
+        subscribe(http, f"{server.url}/hooks")
+        for n in range(3 * PER_ENDPOINT):  # each order's first event is due at once
+            cart = Checkout("buyer", "EUR", ITEMS, "pm_card_visa", "automatic")
+            container.app.place_checkout(cart, client_id="development", idempotency_key=f"f{n}")
+        container.runner.catch_up()
+        thread.start()
+        tried = "SELECT COUNT(*) FROM webhook_deliveries WHERE tries > 0"
+        assert _eventually(lambda: container.db.one(tried)[0][0] >= 2 * PER_ENDPOINT)
+        assert 0 < most[0] <= PER_ENDPOINT  # the first wave was in flight when one failed
+        most[0] = 0
+        assert _eventually(lambda: container.db.one(tried)[0][0] >= 2 * PER_ENDPOINT + 8)
+        assert 0 < most[0] <= PER_FAILING_ENDPOINT
+    finally:
+        stop.set()
+        thread.join(timeout=10) if thread.is_alive() else None
+        worker.close()
+        server.stop()
+
+
+def _receiver_app(handler: Receiver) -> Starlette:
+    return Starlette(routes=[Route("/hooks", handler.handle, methods=["POST"])])
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _assert_in_order(handler: Receiver, events: list[dict[str, Any]]) -> None:
+    """Every event once, verified, and each order's in the order they happened."""
+    assert handler.unverified == 0
+    got = [e["id"] for e in handler.received]
+    assert sorted(got) == sorted(e["id"] for e in events)
+    for order_id in {e["order_id"] for e in events}:
+        mine = [e["id"] for e in events if e["order_id"] == order_id]
+        assert [i for i in got if i in mine] == mine
 
 
 def test_two_workers_never_send_one_event_twice_to_a_healthy_receiver(
