@@ -9,6 +9,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from api import openapi, pages, problems
+from api.checkout_lane import CheckoutLane
 from api.limits import BodySizeLimit, InputGuard
 from api.order_reads import OrderReads
 from api.routes import (
@@ -61,6 +62,7 @@ def create_app(container: Container | None) -> FastAPI:
     max_bytes = container.settings.max_body_bytes if container else Settings().max_body_bytes
     if container:  # innermost: behind the shedder and the input guard, like every route
         api.add_middleware(OrderReads, db=container.db, keys=container.settings.keys)
+        api.add_middleware(CheckoutLane, container=container)
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
     settings = container.settings if container else Settings()

@@ -19,7 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.asgi_body import read_body, replay
 
 PATH = "/v1/payments"
 PLAIN_HOST = re.compile(rb"[A-Za-z0-9.-]+(?::([0-9]{1,5}))?")
@@ -43,10 +45,10 @@ class PaymentsLane:
         if key is None:
             await self.app(scope, receive, send)
             return
-        body, more = await _read_body(receive)
+        body, more = await read_body(receive)
         payment = None if more else _payment(self.model, body)
         if payment is None:
-            await self.app(scope, _replay(body, more, receive), send)
+            await self.app(scope, replay(body, more, receive), send)
             return
         response = await self.charge(payment, key, _base_url(scope))
         await response(scope, receive, send)
@@ -70,18 +72,6 @@ def _plain_payment(scope: Scope) -> str | None:
     return key if 1 <= len(key) <= 255 else None
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
-    """The request's body, and any message that was not part of it (a disconnect)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), [message]
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), []
-
-
 def _payment(model: type[BaseModel], body: bytes) -> dict[str, Any] | None:
     """The route's view of the body (FastAPI parses with `json`, then validates), or None
     for anything it would refuse."""
@@ -90,18 +80,6 @@ def _payment(model: type[BaseModel], body: bytes) -> dict[str, Any] | None:
         return model.model_validate(parsed).model_dump(exclude_none=True)
     except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError included
         return None
-
-
-def _replay(body: bytes, more: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives the body already read, then what came after it: a body cut
-    short by a disconnect stays unfinished, as the route would have seen it."""
-    cut = bool(more)
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": cut}, *more]
-
-    async def replayed() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed
 
 
 def _base_url(scope: Scope) -> str:

@@ -14,7 +14,8 @@ from api.deps import App, Config, RequiredKey
 from api.pages.tokens import return_url
 from api.problems import responses
 from api.schemas import CheckoutIn, OrderOut
-from app.application import Written
+from app.application import PaymentsApp, Written
+from bootstrap.settings import Settings
 from domain.order import PaymentOrder
 
 router = APIRouter(tags=["checkouts"])
@@ -38,11 +39,19 @@ async def create_checkout(
     before with the same body (422 if the body differs; 409 while the first request is
     still waiting for the PSP).
     """
-    order_id = PaymentOrder.create_id(caller.client_id, key)
-    place = app.place_checkout_async if app.checkout_async else _on_a_thread(app.place_checkout)
-    written = await place(
+    return await place(app, settings, body, caller.client_id, key)
+
+
+async def place(
+    app: PaymentsApp, settings: Settings, body: CheckoutIn, client_id: str, key: str
+) -> Response:
+    """The route's work once its inputs are valid (also the checkout lane's:
+    api/checkout_lane.py): place the order, answer with it."""
+    order_id = PaymentOrder.create_id(client_id, key)
+    placing = app.place_checkout_async if app.checkout_async else _on_a_thread(app.place_checkout)
+    written = await placing(
         body.to_domain(),
-        client_id=caller.client_id,
+        client_id=client_id,
         idempotency_key=key,
         return_url=return_url(order_id, settings, body.return_url),
     )
