@@ -452,7 +452,13 @@ class PaymentsApp(Application[UUID]):
                 self.recovery.plan(order, call, self.clock())
             return changed
 
-        return self.change(order_id, apply)
+        # No position: the webhook's answer has no read to make consistent, and a copy of
+        # an outcome already recorded (most webhooks) would pay a query just for it.
+        written = self.change(order_id, apply, position=False)
+        settled = written.order.call(kind, number)
+        if not settled.in_flight and not settled.failed:  # its next copies: known duplicates
+            self.on_final(order_id, kind, number)
+        return written
 
     def apply_dispute(
         self, order_id: UUID, event_id: str, attempt: int, notice: DisputeNotice
@@ -473,8 +479,11 @@ class PaymentsApp(Application[UUID]):
         order_id: UUID,
         command: Callable[[PaymentOrder], CommandResult],
         order: PaymentOrder | None = None,
+        *,
+        position: bool = True,
     ) -> Written:
-        """Apply a command and save; on a concurrent save, reload and apply it again."""
+        """Apply a command and save; on a concurrent save, reload and apply it again.
+        Without `position`, a command that recorded nothing leaves the position unset."""
         for _ in range(CONFLICT_RETRIES):
             current = order or self.get_order(order_id)
             result = command(current)
@@ -487,7 +496,7 @@ class PaymentsApp(Application[UUID]):
                 return Written(current, recordings[-1].notification.id, result=result)
             # Nothing new (another writer, a webhook say, got there first): the newest
             # position covers whatever last changed the order.
-            return Written(current, self.latest_position(), result=result)
+            return Written(current, self.latest_position() if position else None, result=result)
         raise ConcurrentChange("the order kept changing under this command; try again")
 
     def latest_position(self) -> int:

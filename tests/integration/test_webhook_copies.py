@@ -18,6 +18,7 @@ from adapters.psp.signature import HEADER, sign
 from api.auth import client_id_for
 from api.threaded_server import ThreadedServer
 from app.application import call_key
+from bootstrap.composition import RecentIds
 from bootstrap.settings import Settings
 from domain.order import PaymentOrder
 from tests.integration.conftest import FAST, serving
@@ -69,6 +70,32 @@ def test_a_copy_of_a_final_outcome_is_answered_without_loading_the_order(
 
     monkeypatch.setattr(stack.container.app, "apply_webhook", must_not_load)
     assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
+    assert versions(stack, order) == before
+
+
+@pytest.mark.parametrize("payment_method", ["pm_card_visa", "pm_card_declined"])
+def test_on_a_process_that_did_not_record_the_outcome_a_copy_is_loaded_once_then_known(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, payment_method: str
+) -> None:
+    """Another `serve` process recorded the answer (here: this process, made to forget it).
+    The first copy loads the order to find the call final, without asking the log for its
+    position; from then on this process answers copies without loading the order."""
+    order = place(stack, payment_method)
+    key = call_key(uuid.UUID(order["id"]), "authorize", 1)
+    monkeypatch.setattr(stack.container, "final_calls", RecentIds(10))
+    app = stack.container.app
+    before = versions(stack, order)
+
+    def no_position() -> int:
+        raise AssertionError("a position was read for a webhook")
+
+    monkeypatch.setattr(app, "latest_position", no_position)
+    assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
+    assert key in stack.container.final_calls
+    loads: list[object] = []
+    monkeypatch.setattr(app, "apply_webhook", lambda *args: loads.append(args))
+    assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
+    assert loads == []
     assert versions(stack, order) == before
 
 
