@@ -141,6 +141,22 @@ def test_an_error_from_the_routes_code_is_answered_by_the_apps_handler_for_it(
     assert "Traceback" not in lane.text and "a bug" not in lane.text
 
 
+def test_a_chunked_body_over_the_limit_is_413_on_either_path(
+    served: tuple[httpx.Client, Container],
+) -> None:
+    """Without a Content-Length the limit is found while the body streams in: FastAPI used
+    to turn that into a 400 of its own (the body "could not be parsed")."""
+    http, container = served
+    before = container.app.latest_position()
+    big = json.dumps(CART | {"buyer_id": "b" * container.settings.max_body_bytes}).encode()
+    for params in ({}, ROUTE):
+        chunks = iter([big[:1000], big[1000:]])  # an iterator: sent chunked
+        answer = http.post("/v1/checkouts", content=chunks, headers=headers(), params=params)
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["type"].endswith("body-too-large")
+    assert container.app.latest_position() == before
+
+
 class Downstream:
     """The app behind the lane in these tests: it reads the whole body and answers 299,
     so a test sees what was handed on, and whole."""
