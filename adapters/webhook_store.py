@@ -154,14 +154,26 @@ def fan_out(tx: Tx, events: Sequence[dict[str, Any]], now: float) -> None:
     )
 
 
-def due(db: Database, now: float, limit: int, skip_endpoints: Sequence[str] = ()) -> list[Due]:
+def due(
+    db: Database,
+    now: float,
+    limit: int,
+    skip_endpoints: Sequence[str] = (),
+    skip_retries_of: Sequence[str] = (),
+) -> list[Due]:
     """Pending deliveries whose time has come, not leased, and first in line for their order
-    at their endpoint; oldest first. `skip_endpoints` (those with all the deliveries they may
-    have on their way) are left out, so their backlog never fills the `limit` for others."""
+    at their endpoint; oldest first. The endpoints in `skip_endpoints` (all the deliveries
+    they may have on their way), and the retries of those in `skip_retries_of` (all the
+    retries they may have on their way), are left out, so a backlog that could not be taken
+    never fills the `limit` for the others."""
     skip, skipped = "", list[Any]()
     if skip_endpoints:
-        fragment, skipped = db.in_list(list(skip_endpoints))
-        skip = f"AND NOT d.endpoint_id {fragment} "
+        fragment, params = db.in_list(list(skip_endpoints))
+        skip, skipped = f"AND NOT d.endpoint_id {fragment} ", params
+    if skip_retries_of:
+        fragment, params = db.in_list(list(skip_retries_of))
+        skip += f"AND NOT (d.tries > 0 AND d.endpoint_id {fragment}) "
+        skipped += params
     rows = db.one(
         "SELECT d.id, d.endpoint_id, d.event_id, e.url, e.secret, d.tries, d.first_try_at "  # noqa: S608
         "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "

@@ -131,6 +131,7 @@ class Container:
     def close(self) -> None:
         self.stop.set()
         self.runner.wakeup.set()
+        self.outbound.wakeup.set()
         for thread in self.threads:
             thread.join(timeout=10)
         if isinstance(self.psp, MeteredPSP):

@@ -112,9 +112,10 @@ class OutboundWorker:
         if free <= 0:
             return []
         full = [e for e, n in sending.items() if n >= self._cap(e, failing, 0)]
+        retries_full = [e for e, n in sending.items() if n >= PER_FAILING_ENDPOINT]
         now = time.time()
         chosen: list[webhook_store.Due] = []
-        for due in webhook_store.due(self.db, now, self.batch, full):
+        for due in webhook_store.due(self.db, now, self.batch, full, retries_full):
             cap = self._cap(due.endpoint_id, failing, due.tries)
             if len(chosen) < free and sending.get(due.endpoint_id, 0) < cap:
                 sending[due.endpoint_id] = sending.get(due.endpoint_id, 0) + 1
@@ -180,10 +181,7 @@ class OutboundWorker:
             if not ended:
                 return  # another thread recorded it
             tries = [t for _, t in ended if t is not None]
-            try:
-                webhook_store.record(self.db, tries)
-            except Exception as error:  # their leases run out and they are sent again
-                log.error("could not record %d tries", len(tries), exc_info=error)
+            self._record(tries)
             with self._lock:
                 for done, _ in ended:
                     self._sending[done.endpoint_id] -= 1
@@ -195,6 +193,20 @@ class OutboundWorker:
                     else:
                         self._failing.add(t.due.endpoint_id)
         self.wakeup.set()
+
+    def _record(self, tries: list[webhook_store.Tried]) -> None:
+        """Record the tries together; if that fails, each on its own, so one that cannot be
+        recorded loses only itself (its lease runs out and it is sent again)."""
+        try:
+            webhook_store.record(self.db, tries)
+            return
+        except Exception as error:
+            if len(tries) == 1:
+                log.error("could not record a try of %s", tries[0].due.id, exc_info=error)
+                return
+            log.warning("could not record %d tries at once: %s", len(tries), error)
+        for tried in tries:
+            self._record([tried])
 
     def close(self) -> None:
         self.wakeup.set()

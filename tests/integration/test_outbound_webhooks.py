@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters import webhook_store
 from adapters.outbound import Sender
 from api.main import create_app
 from api.threaded_server import ThreadedServer
@@ -280,6 +281,64 @@ def test_an_endpoint_that_failed_gets_two_threads_even_for_events_not_tried_yet(
         thread.join(timeout=10) if thread.is_alive() else None
         worker.close()
         server.stop()
+
+
+def test_an_endpoints_retries_never_fill_the_batch_for_the_others(
+    stack: tuple[Container, httpx.Client], receiver: tuple[Receiver, str]
+) -> None:
+    """An endpoint back from an outage (or a worker just started) has a backlog of retries
+    due, two at a time: with two on their way, its retries are left out of the batch of due
+    rows (2 here), where they used to fill it and starve every other endpoint."""
+    container, http = stack
+    handler, url = receiver
+    recovering = subscribe(http, "http://192.0.2.1/hooks")  # never reached in this test
+    handler.secret = subscribe(http, url, ["refund.succeeded"])["secret"]
+    workload(container)
+    container.runner.catch_up()
+    container.db.one(  # its deliveries: retries, due now (and older than the refunds)
+        "UPDATE webhook_deliveries SET tries = 1 WHERE endpoint_id = %s", (recovering["id"],)
+    )
+    worker = OutboundWorker(
+        container.db, Sender(5.0, allow_private=True), OutboundPolicy(), batch=2
+    )
+    worker._sending[recovering["id"]] = PER_FAILING_ENDPOINT  # two retries on their way
+    try:
+        assert worker.run_once() == 1
+        assert [e["type"] for e in handler.received] == ["refund.succeeded"]
+    finally:
+        worker.close()
+
+
+def test_tries_that_cannot_be_recorded_together_are_recorded_one_by_one(
+    stack: tuple[Container, httpx.Client],
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    container, http = stack
+    handler, url = receiver
+    handler.secret = subscribe(http, url)["secret"]
+    workload(container)
+    container.runner.catch_up()
+    record = webhook_store.record
+    groups: list[int] = []
+
+    def one_at_a_time(db: Any, tries: Any) -> None:
+        groups.append(len(tries))
+        if len(tries) > 1:
+            raise RuntimeError("a group commit that fails")
+        record(db, tries)
+
+    monkeypatch.setattr(webhook_store, "record", one_at_a_time)
+    worker = container.outbound
+    due = webhook_store.due(container.db, time.time(), 100)
+    assert len(due) > 2
+    tries = [webhook_store.Tried(d, time.time(), 204, None, 1, None, give_up=False) for d in due]
+    worker._record(tries)
+    assert groups == [len(tries)] + [1] * len(tries)
+    delivered = container.db.one(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'"
+    )
+    assert delivered[0][0] == len(tries)
 
 
 def _receiver_app(handler: Receiver) -> Starlette:
