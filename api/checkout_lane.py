@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi_body import read_body, replay
@@ -59,17 +60,11 @@ class CheckoutLane:
         if checkout is None:
             await self.app(scope, replay(body, more, receive), send)
             return
-        container = self.container
+        app, settings = self.container.app, self.container.settings
         try:
-            response = await place(
-                container.app, container.settings, checkout, caller.client_id, key
-            )
+            response = await place(app, settings, checkout, caller.client_id, key)
         except Exception as error:
-            handler = _handler(scope, error)
-            if handler is None:
-                raise  # to ServerErrorMiddleware, as from the route
-            answered = handler(Request(scope, receive), error)
-            response = await answered if inspect.isawaitable(answered) else answered
+            response = await handled(scope, receive, error)
         await response(scope, receive, send)
 
 
@@ -103,6 +98,18 @@ def _checkout(body: bytes) -> CheckoutIn | None:
         return CheckoutIn.model_validate(json.loads(body), from_attributes=True)
     except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError included
         return None
+
+
+async def handled(scope: Scope, receive: Receive, error: Exception) -> Response:
+    """The app's answer to an exception from a route's code run by a lane: its handler's
+    response, or (for an unexpected error) the exception again, for ServerErrorMiddleware
+    to answer as it answers one from a route."""
+    handler = _handler(scope, error)
+    if handler is None:
+        raise error
+    answered = handler(Request(scope, receive), error)
+    response: Response = await answered if inspect.isawaitable(answered) else answered
+    return response
 
 
 def _handler(scope: Scope, error: Exception) -> Callable[[Request, Exception], Any] | None:

@@ -23,6 +23,7 @@ from api.routes import (
     webhooks,
 )
 from api.shedding import LoadShedder
+from api.webhook_lane import WebhookLane
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 
@@ -63,6 +64,7 @@ def create_app(container: Container | None) -> FastAPI:
     if container:  # innermost: behind the shedder and the input guard, like every route
         api.add_middleware(OrderReads, db=container.db, keys=container.settings.keys)
         api.add_middleware(CheckoutLane, container=container)
+        api.add_middleware(WebhookLane, payments=container.app)
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
     settings = container.settings if container else Settings()

@@ -37,17 +37,19 @@ class WebhookAck(BaseModel):
 async def psp_webhook(request: Request, app: App) -> WebhookAck:
     """Verify the HMAC signature (`PSP-Signature`) over the raw body, then apply the event
     once."""
-    return await _apply(request, app, "psp")
+    return await apply_notification(request, app, "psp")
 
 
 @router.post("/v1/webhooks/stripe", responses=responses(400, 401, 413, 503))
 async def stripe_webhook(request: Request, app: App) -> WebhookAck:
     """Verify `Stripe-Signature` with the SDK over the raw body, then apply the event once
     (`payment_intent.*`, `charge.refunded`; others are acknowledged and ignored)."""
-    return await _apply(request, app, "stripe")
+    return await apply_notification(request, app, "stripe")
 
 
-async def _apply(request: Request, app: PaymentsApp, connector: str) -> WebhookAck:
+async def apply_notification(request: Request, app: PaymentsApp, connector: str) -> WebhookAck:
+    """The routes' work (also the webhook lane's: api/webhook_lane.py): read the body, let
+    `connector` verify and parse it, apply what it says once."""
     body = await request.body()
     parser = request.app.state.container.notifications[connector]
     try:
