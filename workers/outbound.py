@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from adapters import webhook_store
-from adapters.db import Database
+from adapters.db import TRANSIENT_ERRORS, Database
 from adapters.outbound import Sender
 from projections import public_events
 from workers.loop import run_until_stopped
@@ -195,10 +195,15 @@ class OutboundWorker:
         self.wakeup.set()
 
     def _record(self, tries: list[webhook_store.Tried]) -> None:
-        """Record the tries together; if that fails, each on its own, so one that cannot be
-        recorded loses only itself (its lease runs out and it is sent again)."""
+        """Record the tries together; if a row makes that fail, each on its own, so one that
+        cannot be recorded loses only itself (its lease runs out and it is sent again). A
+        store that is down or locked loses the group at once, as before: retrying each try
+        against it would hold every delivery thread for a timeout per try."""
         try:
             webhook_store.record(self.db, tries)
+            return
+        except TRANSIENT_ERRORS as error:
+            log.warning("could not record %d tries: %s", len(tries), type(error).__name__)
             return
         except Exception as error:
             if len(tries) == 1:
