@@ -377,7 +377,15 @@ class SQLiteDatabase(Database):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that fails (a deferred constraint, an I/O error) leaves the transaction
+            # open on this thread's connection: every later BEGIN on it would fail, holding
+            # the write lock from every other writer.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
