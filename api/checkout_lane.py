@@ -15,19 +15,14 @@ anything is recorded: the lane changes no behaviour, it only skips work.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
-from collections.abc import Callable
-from typing import Any
 
 from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.asgi_body import read_body, replay
 from api.auth import caller_for
+from api.lanes import handled, read_body, replay
 from api.routes.checkouts import place
 from api.schemas import CheckoutIn
 from bootstrap.composition import Container
@@ -98,27 +93,3 @@ def _checkout(body: bytes) -> CheckoutIn | None:
         return CheckoutIn.model_validate(json.loads(body), from_attributes=True)
     except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError included
         return None
-
-
-async def handled(scope: Scope, receive: Receive, error: Exception) -> Response:
-    """The app's answer to an exception from a route's code run by a lane: its handler's
-    response, or (for an unexpected error) the exception again, for ServerErrorMiddleware
-    to answer as it answers one from a route."""
-    handler = _handler(scope, error)
-    if handler is None:
-        raise error
-    answered = handler(Request(scope, receive), error)
-    response: Response = await answered if inspect.isawaitable(answered) else answered
-    return response
-
-
-def _handler(scope: Scope, error: Exception) -> Callable[[Request, Exception], Any] | None:
-    """The app's handler for `error`, as Starlette's ExceptionMiddleware finds it (the
-    closest class in its MRO), leaving `Exception` itself to ServerErrorMiddleware."""
-    handlers: dict[Any, Callable[[Request, Exception], Any]] = scope["app"].exception_handlers
-    for kind in type(error).__mro__:
-        if kind is Exception:
-            return None
-        if kind in handlers:
-            return handlers[kind]
-    return None

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.checkout_lane import handled
+from api.lanes import handled
 from api.routes.webhooks import WebhookAck, apply_notification
 from app.application import PaymentsApp
 
