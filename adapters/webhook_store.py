@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.db import Database, Tx
+
+if TYPE_CHECKING:  # the sender's module imports httpx, which the read side does without
+    from adapters.outbound import Attempt
 
 TABLES = [
     "CREATE TABLE IF NOT EXISTS webhook_endpoints (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
@@ -206,29 +209,30 @@ def claim_many(db: Database, delivery_ids: Sequence[str], now: float, lease_s: f
 
 @dataclass(frozen=True)
 class Tried:
-    """One try of a delivery, to record: its answer (`status_code`, or the `error` that
-    stopped it, and how long it took) and what comes next (`next_at`, or `give_up`)."""
+    """One try of a delivery, to record: the sender's `attempt` (its status code or error,
+    how long it took) and what comes next (`next_at`, or `give_up`)."""
 
     due: Due
     at: float
-    status_code: int | None
-    error: str | None
-    latency_ms: int
+    attempt: Attempt
     next_at: float | None
     give_up: bool
 
     @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
     def status(self) -> str:
-        return "delivered" if self.delivered else "failed" if self.give_up else "pending"
+        return "delivered" if self.attempt.delivered else "failed" if self.give_up else "pending"
 
     def attempt_row(self) -> tuple[Any, ...]:
         """Its row of webhook_attempts."""
-        due, answer = self.due, (self.status_code, self.error, self.latency_ms)
-        return (due.id, due.endpoint_id, due.event_id, self.at, *answer)
+        due, answer = self.due, self.attempt
+        code, error, ms = answer.status_code, answer.error, answer.latency_ms
+        return (due.id, due.endpoint_id, due.event_id, self.at, code, error, ms)
+
+    def delivery_row(self) -> tuple[Any, ...]:
+        """The parameters of its delivery's update: status, next_at, first_try_at,
+        delivered_at, id."""
+        delivered_at = self.at if self.attempt.delivered else None
+        return (self.status, self.next_at or self.at, self.at, delivered_at, self.due.id)
 
 
 def record(db: Database, tries: Sequence[Tried]) -> None:
@@ -246,10 +250,7 @@ def record(db: Database, tries: Sequence[Tried]) -> None:
             "UPDATE webhook_deliveries SET status = %s, tries = tries + 1, lease_until = NULL, "
             "next_at = %s, first_try_at = COALESCE(first_try_at, %s), delivered_at = %s "
             "WHERE id = %s",
-            [
-                (t.status, t.next_at or t.at, t.at, t.at if t.delivered else None, t.due.id)
-                for t in tries
-            ],
+            [t.delivery_row() for t in tries],
         )
         tx.executemany(
             "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = %s "

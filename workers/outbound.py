@@ -165,9 +165,7 @@ class OutboundWorker:
                 attempt.error or attempt.status_code,
                 extra={"endpoint": due.endpoint_id},
             )
-        return webhook_store.Tried(
-            due, at, attempt.status_code, attempt.error, attempt.latency_ms, next_at, give_up
-        )
+        return webhook_store.Tried(due, at, attempt, next_at, give_up)
 
     def _finish(self, due: webhook_store.Due, tried: webhook_store.Tried | None) -> None:
         """Record the try with the others that ended meanwhile, in one transaction (group
@@ -188,7 +186,7 @@ class OutboundWorker:
                     if not self._sending[done.endpoint_id]:
                         del self._sending[done.endpoint_id]
                 for t in tries:
-                    if t.delivered:
+                    if t.attempt.delivered:
                         self._failing.discard(t.due.endpoint_id)
                     else:
                         self._failing.add(t.due.endpoint_id)

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters import webhook_store
-from adapters.outbound import Sender
+from adapters.outbound import Attempt, Sender
 from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap.composition import Container, build
@@ -337,7 +337,8 @@ def test_tries_that_cannot_be_recorded_together_are_recorded_one_by_one(
     worker = container.outbound
     due = webhook_store.due(container.db, time.time(), 100)
     assert len(due) > 2
-    tries = [webhook_store.Tried(d, time.time(), 204, None, 1, None, give_up=False) for d in due]
+    answered = Attempt(204, None, 1)
+    tries = [webhook_store.Tried(d, time.time(), answered, None, give_up=False) for d in due]
     worker._record(tries)
     one_by_one = error is RuntimeError
     assert groups == [len(tries)] + ([1] * len(tries) if one_by_one else [])
