@@ -455,9 +455,7 @@ class PaymentsApp(Application[UUID]):
         # No position: the webhook's answer has no read to make consistent, and a copy of
         # an outcome already recorded (most webhooks) would pay a query just for it.
         written = self.change(order_id, apply, position=False)
-        settled = written.order.call(kind, number)
-        if not settled.in_flight and not settled.failed:  # its next copies: known duplicates
-            self.on_final(order_id, kind, number)
+        self._report_if_final(written.order, kind, number)  # its next copies: known duplicates
         return written
 
     def apply_dispute(
@@ -539,11 +537,16 @@ class PaymentsApp(Application[UUID]):
         self._after_answer(written, kind, number)
         return written
 
+    def _report_if_final(self, order: PaymentOrder, kind: CallKind, number: int) -> PspCall:
+        """The call; `on_final` is told of it once no result is accepted any more."""
+        settled = order.call(kind, number)
+        if not settled.in_flight and not settled.failed:
+            self.on_final(order.id, kind, number)
+        return settled
+
     def _after_answer(self, written: Written, kind: CallKind, number: int) -> None:
         """Log a PSP call's recorded outcome, and report the call if it is final."""
-        settled = written.order.call(kind, number)
-        if not settled.in_flight and not settled.failed:  # no result is accepted any more
-            self.on_final(written.order.id, kind, number)
+        settled = self._report_if_final(written.order, kind, number)
         log.info(
             "psp %s %s: %s",
             kind.value,
