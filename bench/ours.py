@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from adapters.db import Database
+from bootstrap import runtime
 from bootstrap.audit_pool import builders_for, helpers_for
 from bootstrap.read_side import open_read_side
 from bootstrap.settings import Settings
@@ -30,7 +31,8 @@ def catch_up_rate(settings: Settings) -> tuple[int, float]:
         reset_copy(db, projection)
     with db.read() as tx:
         helpers = builders_for(settings, events_after(db, tx, 0))
-    events, _ = bulk.build(db, store.log, projections, helpers)
+    with runtime.batch_heap():  # as `payments projections rebuild` runs it
+        events, _ = bulk.build(db, store.log, projections, helpers)
     seconds = time.perf_counter() - started
     with db.transaction() as tx:
         for projection in projections:
@@ -46,7 +48,8 @@ def audit_rate(settings: Settings) -> tuple[int, float, bool]:
     store = open_read_side(settings, pool_size=4)
     with store.db.read() as tx:
         helpers = helpers_for(settings, events_after(store.db, tx, 0))
-    report = Auditor(store.log, store.timing).run(helpers=helpers)
+    with runtime.batch_heap():  # as `payments audit` runs it
+        report = Auditor(store.log, store.timing).run(helpers=helpers)
     store.close()
     return report.events, report.seconds, report.ok
 

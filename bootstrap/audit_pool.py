@@ -17,6 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Generic, TypeVar
 
+from bootstrap import runtime
 from bootstrap.read_side import ReadSide, open_read_side
 from bootstrap.settings import Settings
 from projections import bulk
@@ -140,7 +141,8 @@ def _help(settings: Settings, task: Callable[..., Result], *args: Any) -> Result
         raise RuntimeError("the helper was not given the slice counter")
     store = open_read_side(settings)
     try:
-        return task(store, lambda: claim(counter), *args)
+        with runtime.batch_heap():
+            return task(store, lambda: claim(counter), *args)
     finally:
         store.close()
 

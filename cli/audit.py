@@ -12,6 +12,7 @@ import typer
 from rich.progress import Progress
 
 from adapters.db import STORE_ERRORS
+from bootstrap import runtime
 from bootstrap.audit_pool import helpers_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
@@ -65,7 +66,7 @@ def _with_progress(
     with log.db.read() as tx:
         total = log.count_after(tx, 0)
     helpers = helpers_for(settings, total, processes)
-    with Progress(disable=quiet, transient=True) as bar:
+    with Progress(disable=quiet, transient=True) as bar, runtime.batch_heap():
         task = bar.add_task("auditing", total=total)
         return auditor.run(lambda n: bar.advance(task, n), helpers)
 

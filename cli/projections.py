@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TextColumn
 
+from bootstrap import runtime
 from bootstrap.audit_pool import builders_for
 from bootstrap.composition import build
 from cli.common import MetricsHost, MetricsPort, build_or_exit, load_settings, run_until_signal
@@ -61,7 +62,7 @@ def rebuild(
         with container.db.read() as tx:
             total = container.runner.log.count_after(tx, 0)
         columns = (*Progress.get_default_columns(), TextColumn("{task.completed} events"))
-        with Progress(*columns) as bar:
+        with Progress(*columns) as bar, runtime.batch_heap():
             task = bar.add_task(f"rebuilding {', '.join(names)}", total=total)
             applied = rebuilding.rebuild_all(
                 container.db,

@@ -45,3 +45,20 @@ def test_settling_the_heap_freezes_what_exists_and_spaces_young_collections() ->
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_batch_job_settles_the_heap_and_leaves_it_as_it_was() -> None:
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with runtime.batch_heap():
+        assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > frozen + 10_000
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen
+
+
+def test_a_batch_job_that_fails_leaves_the_heap_as_it_was() -> None:
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(RuntimeError), runtime.batch_heap():
+        raise RuntimeError("the audit failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen
