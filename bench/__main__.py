@@ -21,6 +21,7 @@ from adapters.db import open_database
 from bench import baselines, library, ours, webhooks, wrk
 from bench.cpu import CpuMeter
 from bench.stack import ADMIN_URL, BenchStack
+from bootstrap import audit_pool
 from cli.main import server_processes
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,6 +66,7 @@ def _measure(
     stack: BenchStack, options: argparse.Namespace, seconds: float, concurrencies: list[int]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"checkouts": []}
+    audit_pool.warm(stack.app_settings())  # as `payments audit` and `rebuild` do at their start
     db = open_database(stack.app_settings().event_store_env(), pool_size=2)
     for n, connections in enumerate(concurrencies):
         with ours.LagSampler(db) as lag:

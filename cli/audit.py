@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress
 
 from adapters.db import STORE_ERRORS
-from bootstrap import runtime
+from bootstrap import audit_pool, runtime
 from bootstrap.audit_pool import helpers_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
@@ -44,6 +44,8 @@ def audit(
     """Replay every event, rebuild each order and the ledger, check the invariants and every
     read model; exit 1 on any violation."""
     settings = load_settings()
+    if order is None:
+        audit_pool.warm(settings)  # its helpers' imports overlap the container's build
     container = build_or_exit(settings, with_psp=False)
     auditor = Auditor(container.runner.log, container.app.config.timing)
     try:

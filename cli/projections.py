@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TextColumn
 
-from bootstrap import runtime
+from bootstrap import audit_pool, runtime
 from bootstrap.audit_pool import builders_for
 from bootstrap.composition import build
 from cli.common import MetricsHost, MetricsPort, build_or_exit, load_settings, run_until_signal
@@ -48,6 +48,7 @@ def rebuild(
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
     settings = load_settings()
+    audit_pool.warm(settings)  # its helpers' imports overlap the container's build
     container = build(settings, with_psp=False)
     try:
         names = [name] if name else list(NAMES)

@@ -3,14 +3,19 @@ covers every order exactly once across its slices, and finds what one process fi
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
-from bootstrap.audit_pool import AuditPool, BuildPool, processes_for
+from bootstrap import audit_pool
+from bootstrap.audit_pool import AuditPool, BuildPool, SlicePool, processes_for
 from bootstrap.composition import Container
+from bootstrap.read_side import ReadSide
 from bootstrap.settings import Settings
 from domain.cart import Checkout, LineItem
 from projections import bulk
@@ -149,3 +154,22 @@ def test_a_build_that_fails_here_stops_its_helpers(
         bulk.build(container.db, container.runner.log, copies, FailingHere(pool))
     assert [part.events for part in pool.results()] == [0]  # stopped before its first slice
     assert container.db.one("SELECT COUNT(*) FROM order_view__rebuild")[0][0] == 0
+
+
+def _whence(store: ReadSide, claimed: Callable[[], int | None]) -> tuple[int, bool]:
+    """A helper's task: its parent process, and whether the web stack was ever imported in
+    it (module level, so a helper can import it by name)."""
+    return os.getppid(), "fastapi" in sys.modules
+
+
+def test_helpers_are_forked_from_the_fork_server_which_imported_only_the_read_side(
+    container: Container, settings: Settings
+) -> None:
+    audit_pool.warm(settings)
+    pool: SlicePool[tuple[int, bool]] = SlicePool(settings, 3)
+    pool._start(_whence)
+    (server, web), (other, _) = pool.results()
+    assert server == other != os.getpid()
+    command = Path(f"/proc/{server}/cmdline").read_bytes()
+    assert b"from multiprocessing.forkserver import main" in command
+    assert web is False
