@@ -37,16 +37,24 @@ class OrjsonTranscoder(JSONTranscoder):
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:  # let the library raise its own error
             return super().decode(data)
-        return self._revive(parsed)
+        return self._revive(parsed) if type(parsed) is dict or type(parsed) is list else parsed
 
     def _revive(self, value: Any) -> Any:
-        if type(value) is dict:
-            for key, item in value.items():
-                if type(item) is dict or type(item) is list:
-                    value[key] = self._revive(item)
-            if len(value) == 2 and "_type_" in value:  # the library's hook checks the rest
-                return self._decode_obj(value)
-            return value
         if type(value) is list:
             return [self._revive(v) if type(v) is dict or type(v) is list else v for v in value]
+        names = self.names
+        for key, item in value.items():
+            kind = type(item)
+            if kind is dict:
+                # the usual typed value, {"_type_": name, "_data_": text} of a known name, at
+                # once; anything else (nested data, an unknown name) by the walk below
+                data, name = item.get("_data_"), item.get("_type_")
+                if len(item) == 2 and type(data) is str and type(name) is str and name in names:
+                    value[key] = names[name].decode(data)
+                else:
+                    value[key] = self._revive(item)
+            elif kind is list:
+                value[key] = self._revive(item)
+        if len(value) == 2 and "_type_" in value:  # the library's hook checks the rest
+            return self._decode_obj(value)
         return value
