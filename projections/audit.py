@@ -156,8 +156,9 @@ class Auditor:
     def _audit_chunk(
         self, tx: Tx, chunk: list[tuple[UUID, list[tuple[int, Any]]]], report: Report
     ) -> None:
-        models = checks.ReadModels.load(self.db, tx, [str(order_id) for order_id, _ in chunk])
-        for order_id, history in chunk:
+        keys = [str(order_id) for order_id, _ in chunk]
+        models = checks.ReadModels.load(self.db, tx, keys)
+        for (order_id, history), key in zip(chunk, keys, strict=True):
             report.orders += 1
             report.events += len(history)
             try:
@@ -167,11 +168,12 @@ class Auditor:
                 continue
             postings = [postings_for(e, order.currency) for _, e in history]
             checks.audit_history(order_id, history, order, report, postings)
-            self._compare(order_id, history, order, models, report, postings)
+            self._compare(order_id, key, history, order, models, report, postings)
 
     def _compare(
         self,
         order_id: UUID,
+        key: str,
         history: list[tuple[int, Any]],
         order: PaymentOrder,
         models: checks.ReadModels,
@@ -180,7 +182,7 @@ class Auditor:
     ) -> None:
         positions = report.positions
         last = max(p for p, _ in history)
-        held = {p for p, o in self.held if o == str(order_id)}
+        held = {p for p, o in self.held if o == key}
 
         def as_of(position: int) -> PaymentOrder | None:
             """The order as a read model at `position` has it (the replay, when caught up)."""
@@ -190,20 +192,20 @@ class Auditor:
             return replay(seen) if seen else None
 
         if "orders" not in held:
-            models.check_order(order_id, as_of(positions["orders"]), report)
+            models.check_order(order_id, key, as_of(positions["orders"]), report)
         if "work_queue" not in held:
             queued = as_of(positions["work_queue"])
-            models.check_work(order_id, next_due(queued, self.timing) if queued else None, report)
+            models.check_work(key, next_due(queued, self.timing) if queued else None, report)
         if "ledger" not in held:
             ledger = [
                 (e, lines)
                 for (p, e), lines in zip(history, postings, strict=True)
                 if p <= positions["ledger"] and lines
             ]
-            models.check_ledger(order_id, ledger, report)
+            models.check_ledger(key, ledger, report)
         if "failures" not in held:
             failures = [(p, e) for p, e in history if p <= positions["failures"]]
-            models.check_failures(order_id, failures, order, report)
+            models.check_failures(key, failures, order, report)
 
     def _audit_totals(self, tx: Tx, report: Report) -> None:
         totals: dict[str, int] = defaultdict(int)

@@ -230,6 +230,28 @@ def test_the_audit_catches_a_corrupted_row_and_a_tampered_balance(
     assert {v["check"] for v in report.violations} == {"order_rows", "ledger_balances"}
 
 
+@pytest.mark.parametrize(
+    ("table", "change", "check"),
+    [
+        ("ledger_entries", "SET amount = amount + 1", "ledger_entries"),
+        ("work_queue", "SET due_at = due_at + 1", "work_queue"),
+        ("failure_log", "SET code = 'tampered'", "failure_log"),
+        ("attempt_view", "SET status = 'tampered'", "order_rows"),
+    ],
+)
+def test_the_audit_names_the_order_whose_row_was_tampered_with(
+    container: Container, simulator: httpx.Client, table: str, change: str, check: str
+) -> None:
+    workload(container, simulator)
+    container.runner.catch_up()
+    with container.db.transaction() as tx:
+        order_id = tx.execute(f"SELECT MIN(order_id) FROM {table}")[0][0]  # noqa: S608
+        assert order_id is not None
+        tx.execute(f"UPDATE {table} {change} WHERE order_id = %s", [order_id])
+    report = audit(container)
+    assert [(v["check"], v["order_id"]) for v in report.violations] == [(check, order_id)]
+
+
 def test_a_lagging_read_model_is_judged_by_its_own_position(
     container: Container, simulator: httpx.Client
 ) -> None:
