@@ -14,7 +14,7 @@ from bootstrap.audit_pool import BuildPool, builders_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
 from domain.cart import Checkout, LineItem
-from projections import quarantine
+from projections import bulk, quarantine
 from projections.audit import Auditor
 from projections.base import OrderChange, Projection
 from projections.bulk import Part
@@ -67,6 +67,36 @@ def tables(container: Container, suffix: str = "") -> dict[str, list[tuple[Any, 
             name: [tuple(r) for r in tx.execute(sql.replace(f" {name} ", f" {name}{suffix} "))]
             for name, sql in queries.items()
         }
+
+
+def declared_indexes(projections: Sequence[Projection]) -> set[str]:
+    """The secondary indexes the projections declare."""
+    return {
+        statement.split()[5]  # CREATE INDEX IF NOT EXISTS <name> ON ...
+        for projection in projections
+        for statement in projection.index_statements()
+    }
+
+
+def indexes(container: Container) -> set[str]:
+    """The indexes the database has."""
+    if container.db.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    with container.db.read() as tx:
+        return {row[0] for row in tx.execute(sql)}
+
+
+def test_indexes_built_side_by_side_are_all_there_and_a_failure_is_raised(
+    container: Container,
+) -> None:
+    names = ["order_view_x1", "order_view_x2", "order_view_x3"]
+    statements = [f"CREATE INDEX {name} ON order_view (status)" for name in names]
+    bulk.index(container.db, statements, threads=2)
+    assert set(names) <= indexes(container)
+    with pytest.raises(Exception, match="no_such_table"):
+        bulk.index(container.db, ["CREATE INDEX x4 ON no_such_table (x)"], threads=2)
 
 
 def audit(container: Container) -> Any:
@@ -213,6 +243,7 @@ def test_every_read_model_rebuilt_at_once_equals_one_built_event_by_event(
     assert tables(container) == tables(container, "__slow")
     assert audit(container).ok
     assert not quarantine.rows(container.db)
+    assert declared_indexes(all_projections(timing)) <= indexes(container)
 
 
 def test_the_audit_catches_a_corrupted_row_and_a_tampered_balance(
