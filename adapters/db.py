@@ -34,8 +34,10 @@ class Tx(ABC):
     """An open transaction (or a read snapshot)."""
 
     @abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Run one statement; the rows it returns, if any."""
+    def execute(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
+        """Run one statement; the rows it returns, if any. `binary` asks PostgreSQL for the
+        rows in its binary format (the same Python values): for reads of many events, whose
+        states the text format sends as hex, about a third less CPU on each side."""
 
     @abstractmethod
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -267,8 +269,8 @@ class _PostgresTx(Tx):
     def __init__(self, cursor: psycopg.Cursor[Row]) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.cursor.execute(sql, params, prepare=True)
+    def execute(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
+        self.cursor.execute(sql, params, prepare=True, binary=binary)
         return self.cursor.fetchall() if self.cursor.description else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -410,7 +412,7 @@ class _SQLiteTx(Tx):
             converted = _CONVERTED[sql] = sql.replace("%s", "?")
         return converted
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def execute(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
         self.cursor.execute(self._sql(sql), tuple(params))
         return self.cursor.fetchall()
 

@@ -143,7 +143,7 @@ class EventLog:
             "ORDER BY originator_id, originator_version"
         )
         histories: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
-        for position, originator, version, topic, state in tx.execute(sql, params):
+        for position, originator, version, topic, state in tx.execute(sql, params, binary=True):
             order_id = _uuid(originator)
             if broken is not None and order_id in broken:
                 continue
