@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
+from api.limits import BodyTooLarge
 from api.problems import Problem
 from domain.errors import DomainError, IllegalTransition, OrderNotFound
 from domain.inputs import find_unstorable
@@ -143,7 +144,9 @@ class HtmlRoute(APIRoute):
         async def html_handler(request: Request) -> Response:
             try:
                 return await handler(request)
-            except Exception as exc:  # every failure of an HTML route becomes a page
+            except BodyTooLarge:
+                raise  # the size limit's own: it answers 413 in place of any page (api/limits)
+            except Exception as exc:  # every other failure of an HTML route becomes a page
                 page = page_for(exc)
                 if page is None:
                     log.error("unexpected error on %s", request.url.path, exc_info=exc)

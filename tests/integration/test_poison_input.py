@@ -5,6 +5,7 @@ keeps flowing. Each case here failed (500, 503, a stopped runner or worker) befo
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -181,6 +182,20 @@ def test_a_session_cookie_in_other_digits_sends_you_to_sign_in(stack: Stack, coo
     answer = stack.http.get("/dashboard", headers=[(b"Cookie", b"payments_session=" + cookie)])
     assert answer.status_code == 303
     assert answer.headers["location"] == "/dashboard/sign-in"
+
+
+def test_a_form_body_over_the_limit_is_413_without_an_error_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Streamed (chunked), so the limit is found while the page reads the form."""
+    big = b"api_key=" + b"k" * stack.container.settings.max_body_bytes
+    chunks = iter([big[:1000], big[1000:]])
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with caplog.at_level(logging.INFO):
+        answer = stack.http.post("/dashboard/sign-in", content=chunks, headers=form)
+    assert answer.status_code == 413
+    assert answer.json()["type"].endswith("body-too-large")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_signing_out_revokes_the_session_on_the_server(stack: Stack) -> None:
