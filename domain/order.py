@@ -264,8 +264,10 @@ class PaymentOrder(Aggregate):
     @property
     def next_action(self) -> dict[str, Any] | None:
         """What the buyer must do for the payment to go on: confirm with their bank."""
+        if self.status != S.REQUIRES_ACTION:
+            return None  # asked of every document: the status first, the attempts only then
         attempt = self.challenge
-        if self.status != S.REQUIRES_ACTION or attempt is None:
+        if attempt is None:
             return None
         return {
             "type": "redirect_to_url",

@@ -18,9 +18,22 @@ from domain.order import PaymentOrder
 
 
 def order_document(order: PaymentOrder) -> dict[str, Any]:
-    """JSON-ready view of an order."""
+    """JSON-ready view of an order: its document (`order_json`), parsed."""
+    document: dict[str, Any] = orjson.loads(order_json(order))
+    return document
+
+
+def order_json(order: PaymentOrder) -> str:
+    """The order's document as compact JSON: what the read model stores and the API sends.
+    Its UUID and times go to orjson as they are: it writes a UUID as `str` does and a time in
+    UTC as `utc` does, in less time than making each a string first (a rebuild writes two
+    documents per order, and the audit one)."""
+    return orjson.dumps(_document(order), option=orjson.OPT_UTC_Z).decode()
+
+
+def _document(order: PaymentOrder) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "id": str(order.id),
+        "id": order.id,
         "status": order.status.value,
         "buyer_id": order.buyer_id,
         "currency": order.currency,
@@ -31,9 +44,9 @@ def order_document(order: PaymentOrder) -> dict[str, Any]:
         "attempts": [_attempt(a) for a in order.attempts],
         "captured_amount": order.captured_amount,
         "refunded_amount": order.refunded_amount,
-        "expires_at": utc(order.expires_at),
-        "created_at": utc(order.created_on),
-        "updated_at": utc(order.modified_on),
+        "expires_at": _in_utc(order.expires_at),
+        "created_at": _in_utc(order.created_on),
+        "updated_at": _in_utc(order.modified_on),
         "version": order.version,
     }
     if (next_action := order.next_action) is not None:
@@ -50,13 +63,8 @@ def _dispute(dispute: Dispute) -> dict[str, Any]:
         "status": dispute.status.value,
         "amount": dispute.amount,
         "reason": dispute.reason,
-        "evidence_due_by": utc(due) if due is not None else None,
+        "evidence_due_by": _in_utc(due) if due is not None else None,
     }
-
-
-def order_json(order: PaymentOrder) -> str:
-    """The order's document as compact JSON: what the read model stores and the API sends."""
-    return orjson.dumps(order_document(order)).decode()
 
 
 def is_refund(event: Any) -> bool:
@@ -67,11 +75,14 @@ def is_refund(event: Any) -> bool:
 def utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a 'Z', exactly as pydantic writes datetimes in responses, so a
     stored document can be served as it is. orjson writes the same text as `isoformat`
-    (microseconds only when there are some) in a third of the time, and every document
-    and public event of a rebuild writes four of these."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
+    (microseconds only when there are some) in a third of the time. A document's own
+    times are written by orjson inside the document (`order_json`), the same way."""
+    return orjson.dumps(_in_utc(moment), option=orjson.OPT_UTC_Z)[1:-1].decode()
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """The same moment in UTC (itself when it is), which orjson writes with a 'Z'."""
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def _item(item: LineItem) -> dict[str, Any]:
@@ -94,7 +105,7 @@ def _split(share: SellerShare) -> dict[str, Any]:
 
 
 def _attempt(attempt: Attempt) -> dict[str, Any]:
-    document = {
+    document: dict[str, Any] = {
         "number": attempt.number,
         "status": attempt.status.value,
         "payment_method": attempt.payment_method,
@@ -103,5 +114,5 @@ def _attempt(attempt: Attempt) -> dict[str, Any]:
         "failure_message": attempt.failure_message,
     }
     if attempt.authorization_expires_at is not None:  # only for holds that lapse
-        document["authorization_expires_at"] = utc(attempt.authorization_expires_at)
+        document["authorization_expires_at"] = _in_utc(attempt.authorization_expires_at)
     return document

@@ -63,3 +63,13 @@ def test_any_time_is_written_as_isoformat_in_utc_and_as_pydantic_writes_it(
     written = utc(moment)
     assert written == moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert TypeAdapter(datetime).dump_json(moment.astimezone(UTC)).decode() == f'"{written}"'
+
+
+def test_the_document_writes_its_id_and_times_as_str_and_utc_do() -> None:
+    order = placed()
+    order.expires_at = datetime(2026, 1, 1, 2, 2, 3, 7, tzinfo=timezone(timedelta(hours=1)))
+    document = order_document(order)
+    assert document["id"] == str(order.id)
+    assert document["expires_at"] == utc(order.expires_at) == "2026-01-01T01:02:03.000007Z"
+    assert document["created_at"] == utc(order.created_on)
+    assert document["updated_at"] == utc(order.modified_on)
