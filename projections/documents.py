@@ -44,9 +44,9 @@ def _document(order: PaymentOrder) -> dict[str, Any]:
         "attempts": [_attempt(a) for a in order.attempts],
         "captured_amount": order.captured_amount,
         "refunded_amount": order.refunded_amount,
-        "expires_at": _in_utc(order.expires_at),
-        "created_at": _in_utc(order.created_on),
-        "updated_at": _in_utc(order.modified_on),
+        "expires_at": in_utc(order.expires_at),
+        "created_at": in_utc(order.created_on),
+        "updated_at": in_utc(order.modified_on),
         "version": order.version,
     }
     if (next_action := order.next_action) is not None:
@@ -63,7 +63,7 @@ def _dispute(dispute: Dispute) -> dict[str, Any]:
         "status": dispute.status.value,
         "amount": dispute.amount,
         "reason": dispute.reason,
-        "evidence_due_by": _in_utc(due) if due is not None else None,
+        "evidence_due_by": in_utc(due) if due is not None else None,
     }
 
 
@@ -77,10 +77,10 @@ def utc(moment: datetime) -> str:
     stored document can be served as it is. orjson writes the same text as `isoformat`
     (microseconds only when there are some) in a third of the time. A document's own
     times are written by orjson inside the document (`order_json`), the same way."""
-    return orjson.dumps(_in_utc(moment), option=orjson.OPT_UTC_Z)[1:-1].decode()
+    return orjson.dumps(in_utc(moment), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
-def _in_utc(moment: datetime) -> datetime:
+def in_utc(moment: datetime) -> datetime:
     """The same moment in UTC (itself when it is), which orjson writes with a 'Z'."""
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
@@ -114,5 +114,5 @@ def _attempt(attempt: Attempt) -> dict[str, Any]:
         "failure_message": attempt.failure_message,
     }
     if attempt.authorization_expires_at is not None:  # only for holds that lapse
-        document["authorization_expires_at"] = _in_utc(attempt.authorization_expires_at)
+        document["authorization_expires_at"] = in_utc(attempt.authorization_expires_at)
     return document

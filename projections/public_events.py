@@ -23,7 +23,7 @@ import orjson
 from adapters import webhook_store
 from adapters.db import Database, Tx
 from projections.base import Moment, OrderChange, Projection
-from projections.documents import is_refund, utc
+from projections.documents import in_utc, is_refund
 
 API_VERSION = "v1"
 TYPES = (
@@ -103,11 +103,13 @@ def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) 
         "id": event_id,
         "type": kind,
         "api_version": API_VERSION,
-        "created": utc(event.timestamp),
+        "created": in_utc(event.timestamp),
         "order_id": change.key,
     }
-    # The document is already JSON: spliced in as the last member, not parsed and dumped.
-    body = orjson.dumps(head)[:-1] + b',"data":' + moment.written().encode() + b"}"
+    # The document is already JSON: spliced in as the last member, not parsed and dumped
+    # (nor encoded to bytes and back).
+    body = orjson.dumps(head, option=orjson.OPT_UTC_Z)[:-1].decode()
+    body += ',"data":' + moment.written() + "}"
     return {
         "position": moment.position,
         "sub": sub,
@@ -115,7 +117,7 @@ def _row(change: OrderChange, moment: Moment, sub: int, kind: str, suffix: str) 
         "type": kind,
         "order_id": change.key,
         "client_id": order.client_id,
-        "body": body.decode(),
+        "body": body,
     }
 
 
