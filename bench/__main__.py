@@ -22,6 +22,7 @@ from bench import baselines, library, ours, webhooks, wrk
 from bench.cpu import CpuMeter
 from bench.stack import ADMIN_URL, BenchStack
 from bootstrap import audit_pool
+from bootstrap.settings import Settings
 from cli.main import server_processes
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +33,8 @@ def main() -> None:
     smoke = options.smoke
     seconds = 2.0 if smoke else options.seconds
     concurrencies = [8] if smoke else options.concurrency
+    # as `payments audit` and `rebuild` do at their start: its imports overlap the stack's
+    audit_pool.warm(Settings(database_url=options.admin_url))
     stack = BenchStack.start(options.admin_url, options.workers, options.psp_latency_ms, {})
     try:
         results = _measure(stack, options, seconds, concurrencies)
@@ -66,7 +69,6 @@ def _measure(
     stack: BenchStack, options: argparse.Namespace, seconds: float, concurrencies: list[int]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"checkouts": []}
-    audit_pool.warm(stack.app_settings())  # as `payments audit` and `rebuild` do at their start
     db = open_database(stack.app_settings().event_store_env(), pool_size=2)
     for n, connections in enumerate(concurrencies):
         with ours.LagSampler(db) as lag:

@@ -12,11 +12,13 @@ has imported this module (the read side) and then only forks: a helper takes its
 slice within milliseconds, where one started by spawn spent about half a second importing.
 Nothing is forked from the auditing process itself, whose pool threads a fork would copy
 in whatever state they were in. `warm` starts the fork server early, so that its imports
-overlap the command's own start.
+overlap the command's own start. Helpers see the environment of that moment (settings reach
+them as arguments, and nothing changes the environment later).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -41,9 +43,9 @@ LARGE_STORE = 20_000
 """Below this many events one process audits or builds alone: starting another costs about
 a second (importing the application), more than it saves on a store this small."""
 
-PRELOAD = ["__main__", __name__]
-"""What the fork server imports before it forks any helper: the main module (as spawn would
-in each helper; the `payments` script is light, cli/launch.py) and this module."""
+PRELOAD = [__name__]
+"""What the fork server imports before it forks any helper. Each helper still runs the main
+module again, as under spawn (the `payments` script is light: cli/launch.py)."""
 
 _counter: Synchronized[int] | None = None
 """A helper's handle on the shared slice counter (set by `_adopt`)."""
@@ -132,12 +134,15 @@ class BuildPool(SlicePool[bulk.Part]):
         return self._start(_build, upto, list(names), suffix)
 
 
-def warm(settings: Settings) -> None:
-    """Start the fork server now, if helpers may be wanted (PostgreSQL) and it is not
-    running yet; it imports the read side while the caller goes on."""
-    if settings.event_store_env()["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+def warm(settings: Settings, asked: int | None = None) -> None:
+    """Start the fork server now, if helpers may be wanted (PostgreSQL, not one process
+    asked for) and it is not running yet; it imports the read side while the caller goes
+    on. If it cannot start here, the first pool tries again (and says why)."""
+    postgres = settings.event_store_env()["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    if postgres and asked != 1:
         _context()
-        forkserver.ensure_running()
+        with contextlib.suppress(OSError):
+            forkserver.ensure_running()
 
 
 def _context() -> ForkServerContext:

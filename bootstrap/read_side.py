@@ -1,8 +1,8 @@
 """The read side alone: the database, the event log and the work queue's timing, without
 the PSP clients, the web stack or the workers.
 
-A helper process of a parallel audit or build starts from nothing (spawn), so what it imports
-is what it waits for before it can take a slice: this needs about half a second where the
+The helpers of a parallel audit or build are forked from a fork server that imports this
+(bootstrap/audit_pool.py), once, while the command starts: about half a second, where the
 whole composition root needs a second and a half.
 """
 

@@ -45,7 +45,7 @@ def audit(
     read model; exit 1 on any violation."""
     settings = load_settings()
     if order is None:
-        audit_pool.warm(settings)  # its helpers' imports overlap the container's build
+        audit_pool.warm(settings, processes)  # helpers' imports overlap the container's build
     container = build_or_exit(settings, with_psp=False)
     auditor = Auditor(container.runner.log, container.app.config.timing)
     try:

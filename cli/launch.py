@@ -1,9 +1,10 @@
 """The `payments` console script's entry point, which imports nothing at module level.
 
-A parallel audit or rebuild starts its helpers with multiprocessing's spawn, and spawn runs
-the console script again in every helper before the helper's own work. The script imports
-this module, so this module must stay light. The command line itself (cli.main, with the
-web stack and the PSP clients: about two seconds) is imported only when a command runs.
+A parallel audit or rebuild forks its helpers from multiprocessing's fork server, and each
+helper runs the console script again (as its main module) before the helper's own work.
+The script imports this module, so this module must stay light. The command line itself
+(cli.main, with the web stack and the PSP clients: about two seconds) is imported only when
+a command runs.
 """
 
 from __future__ import annotations

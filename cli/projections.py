@@ -48,7 +48,7 @@ def rebuild(
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
     settings = load_settings()
-    audit_pool.warm(settings)  # its helpers' imports overlap the container's build
+    audit_pool.warm(settings, processes)  # helpers' imports overlap the container's build
     container = build(settings, with_psp=False)
     try:
         names = [name] if name else list(NAMES)
