@@ -32,11 +32,13 @@ def settle_heap() -> None:
 @contextmanager
 def batch_heap() -> Iterator[None]:
     """`settle_heap` for the length of a batch job, in a process that goes on afterwards: the
-    collector's thresholds and the frozen objects are as they were once it ends."""
-    before = gc.get_threshold()
+    collector's thresholds are as they were once it ends, and so is the heap, unfrozen, if
+    nothing was frozen before (what was can only stay frozen: gc unfreezes all or none)."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
     settle_heap()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen:
+            gc.unfreeze()
         gc.set_threshold(*before)

@@ -56,6 +56,20 @@ def test_a_batch_job_settles_the_heap_and_leaves_it_as_it_was() -> None:
     assert gc.get_freeze_count() == frozen
 
 
+def test_a_batch_job_in_a_settled_process_leaves_its_heap_frozen() -> None:
+    before = gc.get_threshold()
+    try:
+        runtime.settle_heap()
+        frozen = gc.get_freeze_count()
+        with runtime.batch_heap():
+            pass
+        assert gc.get_freeze_count() >= frozen > 0
+        assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 def test_a_batch_job_that_fails_leaves_the_heap_as_it_was() -> None:
     before, frozen = gc.get_threshold(), gc.get_freeze_count()
     with pytest.raises(RuntimeError), runtime.batch_heap():
