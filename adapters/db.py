@@ -86,6 +86,8 @@ class Database(ABC):
 
     dialect: str
     events_table: str
+    connections: int = 1
+    """How many transactions it can have open at once (its pool's size)."""
 
     @abstractmethod
     @contextmanager
@@ -176,6 +178,7 @@ class PostgresDatabase(Database):
         self.pool = ConnectionPool(
             conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=10.0
         )
+        self.connections = max_size
         self.pool.open(wait=False)
         self._async_args: dict[str, Any] = {"conninfo": conninfo, "kwargs": kwargs}
         self._async = LoopPool()

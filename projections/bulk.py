@@ -108,6 +108,7 @@ def index(db: Database, statements: Sequence[str], threads: int) -> None:
         with db.transaction() as tx:
             tx.execute(statement)
 
+    threads = min(threads, db.connections)  # more would wait for a connection (10 s at most)
     if db.dialect == "sqlite" or threads < 2:
         for statement in statements:
             create(statement)

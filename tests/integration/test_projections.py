@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from adapters.db import Tx
+from adapters.db import Tx, open_database
 from bootstrap.audit_pool import BuildPool, builders_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
@@ -97,6 +97,17 @@ def test_indexes_built_side_by_side_are_all_there_and_a_failure_is_raised(
     assert set(names) <= indexes(container)
     with pytest.raises(Exception, match="no_such_table"):
         bulk.index(container.db, ["CREATE INDEX x4 ON no_such_table (x)"], threads=2)
+
+
+def test_indexes_are_built_one_at_a_time_on_a_pool_of_one(
+    container: Container, settings: Settings
+) -> None:
+    db = open_database(settings.event_store_env(), pool_size=1)
+    try:
+        bulk.index(db, [f"CREATE INDEX order_view_y{n} ON order_view (status)" for n in (1, 2)], 2)
+    finally:
+        db.close()
+    assert {"order_view_y1", "order_view_y2"} <= indexes(container)
 
 
 def audit(container: Container) -> Any:
