@@ -47,7 +47,8 @@ class OrjsonTranscoder(JSONTranscoder):
             kind = type(item)
             if kind is dict:
                 # the usual typed value, {"_type_": name, "_data_": text} of a known name, at
-                # once; anything else (nested data, an unknown name) by the walk below
+                # once (as the library's _decode_obj would: an override of it must come here
+                # too); anything else (nested data, an unknown name) by the walk below
                 data, name = item.get("_data_"), item.get("_type_")
                 if len(item) == 2 and type(data) is str and type(name) is str and name in names:
                     value[key] = names[name].decode(data)

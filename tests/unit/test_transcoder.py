@@ -47,10 +47,19 @@ values = st.recursive(
 )
 
 
+def typed(value: Any) -> Any:
+    """The value with each part's type beside it: `==` alone takes 1, 1.0 and True as one."""
+    if isinstance(value, dict):
+        return ("dict", [(k, typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [typed(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
 @given(values)
 def test_decoding_matches_the_library_on_any_value(value: Any) -> None:
     data = LIBRARY.encode(value)
-    assert OURS.decode(data) == LIBRARY.decode(data)
+    assert typed(OURS.decode(data)) == typed(LIBRARY.decode(data))
 
 
 def test_an_event_state_round_trips_with_its_types() -> None:
