@@ -141,27 +141,39 @@ def _batch(index: int) -> str:
     return f"batch_{index}"
 
 
-def report_csv(rows: list[Row], start: float, end: float) -> str:
-    """The rows booked in [start, end) as CSV, DESIGN.md's columns."""
+def report(
+    books: SettlementBooks, start: float, end: float, now: float, delay_s: float, batch_s: float
+) -> str:
+    """The report for [start, end) as CSV: every batch whose payout is booked in the window,
+    whole, as a payout reconciliation report is. Cut by the rows' own times, a batch at
+    either edge came in part: without its payout when it closed after the reader asked for
+    `end` (booked at the batch's end), or without its first rows at `start`; and a reader
+    imports a batch once, as it came (a batch seen again must be the same)."""
+    rows = books.rows(min(now, end), delay_s, batch_s)
+    paid = {r.batch_id for r in rows if r.type == "payout" and start <= r.booked_at < end}
+    return report_csv([r for r in rows if r.batch_id in paid])
+
+
+def report_csv(rows: list[Row]) -> str:
+    """The rows as CSV, DESIGN.md's columns."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
-        if start <= r.booked_at < end:
-            booked = datetime.fromtimestamp(r.booked_at, UTC).isoformat().replace("+00:00", "Z")
-            writer.writerow(
-                (
-                    r.batch_id,
-                    booked,
-                    r.type,
-                    r.psp_reference,
-                    r.merchant_reference,
-                    r.currency,
-                    r.gross,
-                    r.fee,
-                    r.net,
-                )
+        booked = datetime.fromtimestamp(r.booked_at, UTC).isoformat().replace("+00:00", "Z")
+        writer.writerow(
+            (
+                r.batch_id,
+                booked,
+                r.type,
+                r.psp_reference,
+                r.merchant_reference,
+                r.currency,
+                r.gross,
+                r.fee,
+                r.net,
             )
+        )
     return out.getvalue()
 
 

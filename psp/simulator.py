@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from psp.fault_http import error_response, fault_control_routes, refuse_before, spoil_after
 from psp.faults import FaultPlan, FaultSettings
 from psp.payments_lane import PaymentsLane
-from psp.settlement import Quirk, report_csv
+from psp.settlement import Quirk, report
 from psp.sim_state import Notice, Outcome, SimError, SimulatedPSP
 from psp.webhook_sender import WebhookSender
 
@@ -308,12 +308,16 @@ def _control_routes(app: FastAPI, sim: Simulator) -> None:
     async def settlement_report(
         start: Annotated[datetime, Query(alias="from")], end: Annotated[datetime, Query(alias="to")]
     ) -> Response:
-        """Every settled row booked in [from, to), closed batches only, as CSV."""
+        """Every batch whose payout is booked in [from, to), whole, as CSV (psp.settlement)."""
         settings = sim.plan.settings
-        rows = sim.books.settlement.rows(
-            time.time(), settings.settlement_delay_s, settings.settlement_batch_s
+        text = report(
+            sim.books.settlement,
+            _moment(start),
+            _moment(end),
+            time.time(),
+            settings.settlement_delay_s,
+            settings.settlement_batch_s,
         )
-        text = report_csv(rows, _moment(start), _moment(end))
         return Response(text, media_type="text/csv")
 
     @app.post("/_control/settlement/quirks", status_code=201)
