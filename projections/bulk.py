@@ -109,7 +109,7 @@ def index(db: Database, statements: Sequence[str], threads: int) -> None:
             tx.execute(statement)
 
     threads = min(threads, db.connections)  # more would wait for a connection (10 s at most)
-    if db.dialect == "sqlite" or threads < 2:
+    if threads < 2:  # SQLite too: one connection per thread, one writer at a time
         for statement in statements:
             create(statement)
         return
