@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
 
 import pytest
 import typer
@@ -36,15 +37,22 @@ def test_anything_else_is_refused(workers: str) -> None:
         server_processes(workers, POSTGRES)
 
 
-def test_settling_the_heap_freezes_what_exists_and_spaces_young_collections() -> None:
+@pytest.fixture
+def settled() -> Iterator[None]:
+    """The heap settled as a server's is; the collector as it was afterwards."""
     before = gc.get_threshold()
     try:
         runtime.settle_heap()
-        assert gc.get_freeze_count() > 10_000
-        assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
+        yield
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.usefixtures("settled")
+def test_settling_the_heap_freezes_what_exists_and_spaces_young_collections() -> None:
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
 
 
 def test_a_batch_job_settles_the_heap_and_leaves_it_as_it_was() -> None:
@@ -56,18 +64,13 @@ def test_a_batch_job_settles_the_heap_and_leaves_it_as_it_was() -> None:
     assert gc.get_freeze_count() == frozen
 
 
+@pytest.mark.usefixtures("settled")
 def test_a_batch_job_in_a_settled_process_leaves_its_heap_frozen() -> None:
-    before = gc.get_threshold()
-    try:
-        runtime.settle_heap()
-        frozen = gc.get_freeze_count()
-        with runtime.batch_heap():
-            pass
-        assert gc.get_freeze_count() >= frozen > 0
-        assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
+    frozen = gc.get_freeze_count()
+    with runtime.batch_heap():
+        pass
+    assert gc.get_freeze_count() >= frozen > 0
+    assert gc.get_threshold()[0] == runtime.YOUNG_THRESHOLD
 
 
 def test_a_batch_job_that_fails_leaves_the_heap_as_it_was() -> None:
