@@ -78,8 +78,12 @@ class BenchStack:
         sim = psp_simulator(webhook_url, secret, webhooks="all").start()
         self.settings["psp_url"] = str(sim.health_url).removesuffix("/healthz")
         self.processes.append(sim)
-        faults = {"latency_ms": psp_latency_ms, "webhook_delay_ms": WEBHOOK_DELAY_MS}
-        httpx.put(f"{self.settings['psp_url']}/_control/faults", json=faults)
+        self.set_psp_latency(psp_latency_ms)
+
+    def set_psp_latency(self, latency_ms: int) -> None:
+        """The simulator's latency from now on (its other faults: none; webhooks delayed)."""
+        faults = {"latency_ms": latency_ms, "webhook_delay_ms": WEBHOOK_DELAY_MS}
+        httpx.put(f"{self.settings['psp_url']}/_control/faults", json=faults).raise_for_status()
 
     def cpu_roots(self) -> dict[str, list[int]]:
         """The processes whose CPU the bench reports (PostgreSQL is counted by name)."""

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LUA = Path(__file__).parent / "lua"
@@ -21,6 +21,8 @@ class Load:
     socket_errors: int
     p50_ms: float
     p99_ms: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    """Each non-2xx status and how often it came (checkout.lua counts them)."""
 
     @property
     def per_second(self) -> float:
@@ -53,4 +55,5 @@ def run(url: str, script: str, connections: int, seconds: float, *args: str) -> 
         data["socket_errors"],
         data["p50_ms"],
         data["p99_ms"],
+        data.get("statuses", {}),
     )

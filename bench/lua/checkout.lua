@@ -22,4 +22,22 @@ function request()
   return wrk.format("POST", "/v1/checkouts", headers, body)
 end
 
-done = dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
+statuses = {}
+
+function response(status, headers, body)
+  if status > 299 then
+    statuses[status] = (statuses[status] or 0) + 1
+  end
+end
+
+local report = dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  report(summary, latency, requests, total)
+end
