@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,15 +33,24 @@ from domain.reconciliation import (
 )
 from domain.statuses import AttemptStatus, OperationStatus
 
+CHANGED = (
+    "differs from the one imported before: the PSP changed a settled batch; it stays as first "
+    "imported and the rest of the report was imported (ask the PSP)"
+)
+"""Said of a batch in `Imported.changed`, by the command and the worker."""
+
 
 @dataclass(frozen=True)
 class Imported:
-    """What one import did: batches new and already known, rows matched, open breaks."""
+    """What one import did: batches new and already known, rows matched; and the batches
+    that came again with other rows than those imported (the PSP changed a settled batch:
+    kept as first imported, not imported again, while the rest of the report was)."""
 
     new: list[str]
     known: list[str]
     rows: int
     matched: int
+    changed: list[str] = field(default_factory=list)
 
 
 class ReconciliationApp(Application[UUID]):
@@ -57,18 +66,21 @@ class ReconciliationApp(Application[UUID]):
         return Environment(name, dict(env or {}))
 
     def import_rows(self, psp: str, rows: list[ReportRow]) -> Imported:
-        """Import a report's rows, batch by batch; a batch seen before changes nothing (and
-        must be the same batch)."""
+        """Import a report's rows, batch by batch; a batch seen before changes nothing. One
+        that comes back with other rows is reported in `changed` and the other batches are
+        imported all the same: one batch the PSP changed must not hold up the newer ones."""
         batches: dict[str, list[ReportRow]] = defaultdict(list)
         for row in rows:
             batches[row.batch_id].append(row)
-        new, known, matched = [], [], 0
+        new: list[str] = []
+        known: list[str] = []
+        changed: list[str] = []
+        matched = 0
         for batch_id, batch_rows in batches.items():
             digest = _digest(batch_rows)
             existing = self._batch(batch_id_for(psp, batch_id))
             if existing is not None:
-                existing.check_same(digest)
-                known.append(batch_id)
+                (known if existing.same_as(digest) else changed).append(batch_id)
                 continue
             facts = self._facts({r.merchant_reference for r in batch_rows})
             findings = match(batch_rows, facts, self.late_after)
@@ -80,7 +92,7 @@ class ReconciliationApp(Application[UUID]):
                 continue
             new.append(batch_id)
             matched += batch.matched
-        return Imported(new, known, len(rows), matched)
+        return Imported(new, known, len(rows), matched, changed)
 
     def batches(self) -> list[SettlementBatch]:
         """Every imported batch, oldest first."""

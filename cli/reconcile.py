@@ -12,9 +12,9 @@ import httpx
 import typer
 
 from adapters.settlement_report import InvalidReport, parse
+from app.reconciliation import CHANGED
 from bootstrap.settlement import fetch_report
 from cli.common import build_or_exit, load_settings
-from domain.errors import IllegalTransition
 from domain.psp import PSPRejected
 
 
@@ -28,7 +28,8 @@ def reconcile(
 ) -> None:
     """Import the PSP's settlement report (a file, or pulled from the PSP for the last three
     days), match every row to our orders and record the breaks; exit 1 while any break is
-    open, 2 when the report cannot be read (nothing is imported then)."""
+    open or a batch came back changed, 2 when the report cannot be read (nothing is imported
+    then)."""
     settings = load_settings()
     started = time.perf_counter()
     try:
@@ -43,15 +44,14 @@ def reconcile(
     try:
         imported = container.reconciliation.import_rows(settings.psp, rows)
         open_breaks = container.reconciliation.breaks("open")
-    except IllegalTransition as error:
-        typer.echo(f"cannot reconcile: {error.message}", err=True)
-        raise typer.Exit(2) from None
     finally:
         container.close()
     seconds = time.perf_counter() - started
     result = _result(imported.__dict__, open_breaks, seconds)
     typer.echo(json.dumps(result, indent=2) if as_json else _text(result))
-    if open_breaks:
+    for batch_id in imported.changed:
+        typer.echo(f"batch {batch_id} {CHANGED}", err=True)
+    if open_breaks or imported.changed:
         raise typer.Exit(1)
 
 
@@ -64,6 +64,7 @@ def _result(
     return {
         "batches_new": imported["new"],
         "batches_already_imported": imported["known"],
+        "batches_changed": imported["changed"],
         "rows": imported["rows"],
         "rows_matched": imported["matched"],
         "open_breaks_by_class": dict(sorted(by_class.items())),
@@ -77,7 +78,8 @@ def _result(
 def _text(result: dict[str, Any]) -> str:
     lines = [
         f"batches imported: {len(result['batches_new'])} new, "
-        f"{len(result['batches_already_imported'])} already imported (unchanged)",
+        f"{len(result['batches_already_imported'])} already imported (unchanged), "
+        f"{len(result['batches_changed'])} changed since imported",
         f"rows: {result['rows']}, matched in new batches: {result['rows_matched']}",
         f"open breaks: {sum(result['open_breaks_by_class'].values())} "
         f"{result['open_breaks_by_class'] or ''}".rstrip(),

@@ -264,13 +264,10 @@ class SettlementBatch(Aggregate):
             self.breaks[found["id"]] = found | {"status": "resolved" if auto else "open"}
             self.breaks[found["id"]]["resolution"] = resolution
 
-    def check_same(self, digest: str) -> None:
-        """A batch imported again must be the same batch."""
-        if digest != self.digest:
-            raise IllegalTransition(
-                f"batch {self.batch_id} differs from the one imported before: the PSP changed "
-                "a settled batch; ask the PSP"
-            )
+    def same_as(self, digest: str) -> bool:
+        """Whether a copy of this batch with `digest` is the batch imported (a PSP does not
+        change a settled batch; if it did, ask it)."""
+        return digest == self.digest
 
     def resolve_break(self, break_id: str, resolution: str, note: str, operator: str) -> None:
         """An operator's finding for a break (audited, like a manual review)."""

@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 
 from adapters.settlement_report import parse
-from app.reconciliation import ReconciliationApp
+from app.reconciliation import CHANGED, ReconciliationApp
 from bootstrap.settings import Settings
 from bootstrap.settlement import fetch_report
 
@@ -34,6 +34,8 @@ class ReconcileWorker:
         """Import the report; the number of breaks open afterwards."""
         rows = parse(fetch_report(self.settings, None, datetime.now(UTC)))
         imported = self.reconciliation.import_rows(self.settings.psp, rows)
+        for batch_id in imported.changed:  # every pass while the report holds it
+            log.error("settlement batch %s %s", batch_id, CHANGED)
         open_breaks = len(self.reconciliation.breaks("open"))
         log.info(
             "reconciled %d rows: %d new batches, %d open breaks",

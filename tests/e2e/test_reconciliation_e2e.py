@@ -159,6 +159,32 @@ def test_a_report_file_we_cannot_read_is_refused_and_imports_nothing(
     assert stack.api.get("/v1/reconciliation/batches").json()["batches"] == before
 
 
+def test_a_batch_the_psp_changed_is_named_and_the_rest_of_the_report_imported(
+    stack: Stack, tmp_path: Any
+) -> None:
+    old, newer = f"batch_{uuid.uuid4().hex[:8]}", f"batch_{uuid.uuid4().hex[:8]}"
+    header = "batch_id,booked_at,type,psp_reference,merchant_reference,currency,gross,fee,net\n"
+    first = tmp_path / "first.csv"
+    first.write_text(header + f"{old},2026-11-27T10:00:00Z,fee,fee_a,,EUR,0,-250,-250\n")
+    assert stack.run("reconcile", "--file", str(first)).returncode in (0, 1)
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        header
+        + f"{old},2026-11-27T10:00:00Z,fee,fee_a,,EUR,0,-250,-250\n"
+        + f"{old},2026-11-27T11:00:00Z,fee,fee_c,,EUR,0,-10,-10\n"  # a row more
+        + f"{newer},2026-11-28T10:00:00Z,fee,fee_b,,EUR,0,-100,-100\n"
+    )
+    done = stack.run("reconcile", "--file", str(changed), "--json")
+    assert done.returncode == 1, done.stderr.decode()[-2000:]
+    result = json.loads(done.stdout)
+    assert result["batches_changed"] == [old] and result["batches_new"] == [newer]
+    assert f"batch {old} differs from the one imported before".encode() in done.stderr
+    batches = {
+        b["batch_id"]: b for b in stack.api.get("/v1/reconciliation/batches").json()["batches"]
+    }
+    assert batches[old]["rows"] == 1 and batches[newer]["rows"] == 1  # as first imported
+
+
 def test_the_worker_reconciles_on_its_schedule(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.settlement_report import InvalidReport, parse
+from app.application import PaymentsApp, PaymentsConfig
+from app.reconciliation import ReconciliationApp
 from domain.errors import IllegalTransition
 from domain.ledger import Posting
 from domain.reconciliation import (
@@ -18,6 +20,7 @@ from domain.reconciliation import (
     match,
     settlement_postings,
 )
+from tests.unit.fakes import FakePSP
 
 AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 OPERATOR = BreakClass.NEEDS_OPERATOR
@@ -107,8 +110,7 @@ def test_a_batch_keeps_auto_fixed_breaks_resolved_and_an_operator_resolves_the_r
     batch = SettlementBatch.import_rows("simulator", "batch_1", "d1", rows, findings)
     assert [b["status"] for b in batch.breaks.values()] == ["resolved", "open"]
     assert batch.summary()["open_breaks"] == {"unexplained": 1}
-    with pytest.raises(IllegalTransition):
-        batch.check_same("d2")
+    assert batch.same_as("d1") and not batch.same_as("d2")
     batch.resolve_break("simulator:batch_1:1", "written_off", "a test charge", "ops-1")
     assert batch.open_breaks() == []
     with pytest.raises(IllegalTransition):
@@ -184,3 +186,24 @@ def test_what_a_break_moved_waits_in_suspense() -> None:
         "psp_receivable": -2550,
         "settlement_suspense": -4200,
     }
+
+
+def test_a_batch_that_comes_back_changed_is_reported_and_holds_up_no_other() -> None:
+    """A PSP that changed a settled batch: the batch stays as first imported, is named in
+    `changed`, and the newer batch behind it in the same report is imported all the same
+    (it used to stop the import there, so the scheduled pass failed every time)."""
+    orders = PaymentsApp(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, psp=FakePSP(), config=PaymentsConfig()
+    )
+    books = ReconciliationApp({"PERSISTENCE_MODULE": "eventsourcing.popo"}, orders, LATE)
+    fee = row("fee", "fee_1", 0, -250, order="")
+    first = books.import_rows("simulator", [fee])
+    assert first.new == ["batch_1"] and first.changed == []
+    changed = row("fee", "fee_1", 0, -260, order="")
+    newer = row("fee", "fee_2", 0, -100, order="", batch_id="batch_2")
+    again = books.import_rows("simulator", [changed, newer])
+    assert again.changed == ["batch_1"] and again.new == ["batch_2"] and again.known == []
+    kept = {b.batch_id: [r["fee"] for r in b.rows] for b in books.batches()}
+    assert kept == {"batch_1": [-250], "batch_2": [-100]}
+    same = books.import_rows("simulator", [fee, newer])
+    assert same.known == ["batch_1", "batch_2"] and same.changed == same.new == []
