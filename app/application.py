@@ -237,8 +237,11 @@ class PaymentsApp(Application[UUID]):
             order, call = self._placed(checkout, client_id, idempotency_key, return_url)
             try:
                 await self._save_once_async(order)
+                replayed = False
             except IntegrityError:
-                return await to_thread.run_sync(self._replay, order.id, order.fingerprint)
+                replayed = True
+        if replayed:  # outside the gate: a replay may wait for the first request's answer
+            return await to_thread.run_sync(self._replay, order.id, order.fingerprint)
         kind, number = call.kind, call.number
         key = call_key(order.id, kind.value, number)
         self.answering[key] = recorded = asyncio.Event()

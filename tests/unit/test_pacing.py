@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from app.application import PaymentsApp, PaymentsConfig
+from app.application import PaymentsApp, PaymentsConfig, Written
 from app.pacing import Gate
 from domain.cart import Checkout, LineItem
 from domain.psp import AuthorizeRequest, PSPResult
@@ -192,5 +192,39 @@ def test_a_checkout_records_its_answer_before_a_new_checkout_that_waited_longer(
             ("newer", "AuthorizationRequested"),
             ("newer", "Captured"),
         ]
+
+    run(test)
+
+
+def test_a_replay_waits_for_the_first_answer_outside_the_gate() -> None:
+    """A retried key waits (on a worker thread) for the first request's answer; inside the
+    gate it would hold the place that answer needs to be recorded, for up to the PSP
+    timeout, and with enough retries stop the process starting checkouts."""
+    psp = HeldPSP()
+    app = PaymentsApp(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        psp=psp,
+        config=PaymentsConfig(),
+        clock=FakeClock(NOW),
+    )
+    app.gate = Gate(1)
+    cart = Checkout("buyer-1", "EUR", (LineItem("s1", "mug", 1, 1000),), "pm_card_visa")
+
+    def place() -> asyncio.Task[Written]:
+        return asyncio.create_task(
+            app.place_checkout_async(cart, client_id="c1", idempotency_key="k1")
+        )
+
+    async def test() -> None:
+        first = place()
+        await until(lambda: len(psp.go) == 1)
+        replay = place()
+        await asyncio.sleep(0.2)  # the replay is waiting for the first answer by now
+        assert not replay.done() and app.gate.free == 1
+        (order_id,) = psp.go
+        psp.go[order_id].set()
+        placed, replayed = await first, await replay
+        assert replayed.replayed and replayed.order.status == placed.order.status
+        assert replayed.order.version == placed.order.version
 
     run(test)
