@@ -87,8 +87,9 @@ class ReconciliationApp(Application[UUID]):
             batch = SettlementBatch.import_rows(psp, batch_id, digest, batch_rows, findings)
             try:
                 self.save(batch)
-            except IntegrityError:  # another import got there first: the same batch
-                known.append(batch_id)
+            except IntegrityError:  # another import got there first: the same copy?
+                first = self._batch(batch.id)
+                (known if first is not None and first.same_as(digest) else changed).append(batch_id)
                 continue
             new.append(batch_id)
             matched += batch.matched

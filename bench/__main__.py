@@ -151,8 +151,9 @@ ROUNDS = 2
 SETTLE_S = 3.0
 """A pause before each side-by-side phase: the requests still in flight when wrk stops (at
 256 connections, up to 256 of them, which the server finishes) would otherwise fill the
-next phase's first second, be billed to it, and push its first requests past the
-in-flight limit (a run measured 1,759 fast 503s in a 300 ms phase after a 256 one)."""
+next phase's first second and be billed to it. In one run a 300 ms phase right after a
+256-connection one had 1,759 fast non-2xx answers (wrk did not say which; most likely 503s,
+the in-flight limit met by that backlog)."""
 
 
 def _side_by_side(
@@ -164,19 +165,21 @@ def _side_by_side(
     minutes, so phases far apart, or on another stack, compare the drift as much as the
     server (docs/performance.md). The smoke run: one round at 8, without the 256 phase."""
     fast = options.psp_latency_ms
+    few, many = (8, 8) if options.smoke else (32, 256)
     phases = (
-        [(fast, 8), (SLOW_PSP_MS, 8)]
+        [(False, few), (True, many)]
         if options.smoke
         else [
-            (fast, 32),
-            (fast, 256),
-            (SLOW_PSP_MS, 256),
+            (False, few),
+            (False, many),
+            (True, many),
         ]
     )
     found = []
     for round_ in range(1 if options.smoke else ROUNDS):
-        for latency, connections in phases:
+        for slow, connections in phases:
             time.sleep(SETTLE_S)
+            latency = SLOW_PSP_MS if slow else fast
             stack.set_psp_latency(latency)
             meter = CpuMeter(stack.cpu_roots()).start()
             load = wrk.run(
@@ -186,6 +189,7 @@ def _side_by_side(
                 _load(load)
                 | {
                     "round": round_ + 1,
+                    "slow_psp": slow,
                     "connections": connections,
                     "psp_latency_ms": latency,
                     "cpu_us_per_checkout": meter.per(load.requests),
@@ -198,24 +202,23 @@ def _side_by_side(
 def _load_ratios(r: dict[str, Any]) -> dict[str, float]:
     """Goodput (2xx per second) under overload and with a slow PSP, against 32 connections
     with the fast PSP: the sums over the side-by-side rounds."""
-    fast = r["context"]["psp_latency_ms"]
 
-    def good(latency: int, connections: int) -> float:
+    def good(slow: bool, connections: int) -> float:
         return float(
             sum(
                 p["per_second"] * (1 - p["non_2xx"] / max(1, p["requests"]))
                 for p in r["side_by_side"]
-                if p["psp_latency_ms"] == latency and p["connections"] == connections
+                if p["slow_psp"] == slow and p["connections"] == connections
             )
         )
 
     few = min(p["connections"] for p in r["side_by_side"])
-    base = max(1.0, good(fast, few))
+    base = max(1.0, good(False, few))
     ratios = {}
     if any(p["connections"] == 256 for p in r["side_by_side"]):
-        ratios["checkouts_256_vs_32_connections"] = round(good(fast, 256) / base, 3)
+        ratios["checkouts_256_vs_32_connections"] = round(good(False, 256) / base, 3)
     many = max(p["connections"] for p in r["side_by_side"])
-    ratios["checkouts_300ms_psp_vs_fast_psp"] = round(good(SLOW_PSP_MS, many) / base, 3)
+    ratios["checkouts_300ms_psp_vs_fast_psp"] = round(good(True, many) / base, 3)
     return ratios
 
 
@@ -302,6 +305,7 @@ def table(r: dict[str, Any]) -> str:
             _cpu(c),
         )
         lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+        lines += _statuses(c)
     hooks = r.get("webhooks")
     if hooks:
         lines.append(
@@ -342,6 +346,7 @@ def table(r: dict[str, Any]) -> str:
                 _cpu(c),
             )
             lines.append("  " + " ".join(f"{cell:>8}" for cell in row))
+            lines += _statuses(c)
     pgbench = r["pgbench"]
     rates = [
         (
@@ -401,6 +406,14 @@ def _cpu(load: dict[str, Any]) -> str:
     """API / PostgreSQL / simulator CPU µs per checkout."""
     cpu = load.get("cpu_us_per_checkout") or {}
     return f"api {cpu.get('api', 0)} pg {cpu.get('postgres', 0)} sim {cpu.get('simulator', 0)}"
+
+
+def _statuses(load: dict[str, Any]) -> list[str]:
+    """A line under a row with non-2xx answers: how many of each status."""
+    counted = load.get("statuses") or {}
+    if not counted:
+        return []
+    return ["           non-2xx: " + ", ".join(f"{s}: {n}" for s, n in sorted(counted.items()))]
 
 
 def _latency(load: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ end
 statuses = {}
 
 function response(status, headers, body)
-  if status > 299 then
+  if status > 399 then -- as wrk counts its non-2xx
     statuses[status] = (statuses[status] or 0) + 1
   end
 end

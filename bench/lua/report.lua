@@ -1,5 +1,6 @@
 -- wrk's done(): one JSON line with the figures the bench reads. `statuses`, when the script
--- counts them (checkout.lua), is what each non-2xx status came to, over all threads.
+-- counts them (checkout.lua), is what each status wrk counts as non-2xx (400 and up) came
+-- to, over all threads.
 return function(summary, latency, requests, statuses)
   local e = summary.errors
   local counted = {}

@@ -3,6 +3,7 @@ report reader refusing what it cannot book faithfully."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -207,3 +208,29 @@ def test_a_batch_that_comes_back_changed_is_reported_and_holds_up_no_other() -> 
     assert kept == {"batch_1": [-250], "batch_2": [-100]}
     same = books.import_rows("simulator", [fee, newer])
     assert same.known == ["batch_1", "batch_2"] and same.changed == same.new == []
+
+
+class RacedBooks(ReconciliationApp):
+    """Another import commits `racing` between this one's lookup of a batch and its save."""
+
+    racing: list[ReportRow] | None = None
+
+    def _batch(self, batch_id: uuid.UUID) -> SettlementBatch | None:
+        found = super()._batch(batch_id)
+        if found is None and self.racing:
+            rows, self.racing = self.racing, None
+            self.import_rows("simulator", rows)
+        return found
+
+
+@pytest.mark.parametrize(("theirs", "ours_is"), [(-250, "known"), (-260, "changed")])
+def test_an_import_that_loses_the_race_for_a_batch_compares_the_copies(
+    theirs: int, ours_is: str
+) -> None:
+    orders = PaymentsApp(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, psp=FakePSP(), config=PaymentsConfig()
+    )
+    books = RacedBooks({"PERSISTENCE_MODULE": "eventsourcing.popo"}, orders, LATE)
+    books.racing = [row("fee", "fee_1", 0, theirs, order="")]
+    imported = books.import_rows("simulator", [row("fee", "fee_1", 0, -250, order="")])
+    assert getattr(imported, ours_is) == ["batch_1"] and imported.new == []
