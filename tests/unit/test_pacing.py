@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,7 +19,10 @@ from tests.unit.orders import NOW
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 5))
+    """On a fresh thread: it has no running loop, even when a session fixture (Playwright's
+    sync API, in the browser tests) keeps one running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, asyncio.wait_for(test(), 5)).result()
 
 
 async def settle() -> None:
