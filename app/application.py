@@ -58,7 +58,7 @@ CHECKOUTS_AT_ONCE = 32
 """Checkouts working at once on one event loop (`Gate`): four for each of the server's eight
 event-store writers keep them busy; the rest wait before their next step, answers first.
 At 256 connections, side by side against no gate, a third of the races lost to a webhook,
-and the API's CPU per checkout 7-13% above its figure at 32 connections instead of 26%
+and the API's CPU per checkout 7-13% above its figure at 32 connections instead of 22-26%
 (docs/performance.md)."""
 Client = str | None
 """The API client a command acts for (it sees only its own orders); None for operators and
