@@ -68,7 +68,8 @@ def create_app(container: Container | None) -> FastAPI:
     api.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     api.add_middleware(InputGuard)
     settings = container.settings if container else Settings()
-    api.add_middleware(LoadShedder, limit=settings.max_in_flight)  # outermost: sheds first
+    shed = container.metrics.requests_shed.inc if container else lambda: None
+    api.add_middleware(LoadShedder, limit=settings.max_in_flight, on_shed=shed)  # sheds first
     for module in (
         checkouts,
         orders,

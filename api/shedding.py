@@ -8,6 +8,8 @@ accepted keep their pace. Health, metrics and the operators' pages are never she
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import Problem, problem_response
@@ -21,12 +23,14 @@ RETRY_AFTER_S = 1
 class LoadShedder:
     """At most `limit` API requests in progress in this process (0: no limit)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, on_shed: Callable[[], None] = lambda: None):
         self.app = app
         self.limit = limit
         self.in_flight = 0
         self.shed = 0
         """Requests refused since the process started."""
+        self.on_shed = on_shed
+        """Told of each refusal (the `payments_requests_shed_total` counter)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -36,6 +40,7 @@ class LoadShedder:
             return
         if self.in_flight >= self.limit:
             self.shed += 1
+            self.on_shed()
             detail = f"the service is at capacity; retry after {RETRY_AFTER_S} s"
             headers = {"Retry-After": str(RETRY_AFTER_S)}
             await problem_response(Problem(503, "overloaded", detail, headers=headers))(

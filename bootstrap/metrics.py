@@ -1,4 +1,5 @@
-"""Prometheus metrics: PSP outcomes and latency, worker tasks, review depth, lags.
+"""Prometheus metrics: PSP outcomes and latency, worker tasks, shed requests, review depth,
+lags.
 
 Each container has its own registry (so tests can build many); `GET /metrics` renders it.
 """
@@ -40,6 +41,11 @@ class Metrics:
             "payments_worker_tasks",
             "Recovery worker steps taken (retries, inquiries, ...)",
             ["task"],
+            registry=self.registry,
+        )
+        self.requests_shed = Counter(
+            "payments_requests_shed",
+            "API requests this process refused with 503 overloaded (PAYMENTS_MAX_IN_FLIGHT)",
             registry=self.registry,
         )
 

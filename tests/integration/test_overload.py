@@ -61,4 +61,6 @@ def test_requests_past_the_limit_are_shed_fast_and_record_nothing(
     ids = {str(uuid.UUID(str(row[0]))) for row in stored}  # SQLite stores hex
     assert ids == {a.json()["id"] for a in accepted}  # a shed request left no order behind
     assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert f"payments_requests_shed_total {float(len(shed))}" in metrics.splitlines()
     assert checkout(url).status_code == 201  # the load is gone: taken at once
