@@ -79,20 +79,20 @@ class ReconciliationApp(Application[UUID]):
         for batch_id, batch_rows in batches.items():
             digest = _digest(batch_rows)
             existing = self._batch(batch_id_for(psp, batch_id))
-            if existing is not None:
-                (known if existing.same_as(digest) else changed).append(batch_id)
-                continue
-            facts = self._facts({r.merchant_reference for r in batch_rows})
-            findings = match(batch_rows, facts, self.late_after)
-            batch = SettlementBatch.import_rows(psp, batch_id, digest, batch_rows, findings)
-            try:
-                self.save(batch)
-            except IntegrityError:  # another import got there first: the same copy?
-                first = self._batch(batch.id)
-                (known if first is not None and first.same_as(digest) else changed).append(batch_id)
-                continue
-            new.append(batch_id)
-            matched += batch.matched
+            if existing is None:
+                facts = self._facts({r.merchant_reference for r in batch_rows})
+                findings = match(batch_rows, facts, self.late_after)
+                batch = SettlementBatch.import_rows(psp, batch_id, digest, batch_rows, findings)
+                try:
+                    self.save(batch)
+                except IntegrityError:  # another import got there first: compare with its copy
+                    existing = self._batch(batch.id)
+                else:
+                    new.append(batch_id)
+                    matched += batch.matched
+                    continue
+            same = existing is not None and existing.same_as(digest)
+            (known if same else changed).append(batch_id)
         return Imported(new, known, len(rows), matched, changed)
 
     def batches(self) -> list[SettlementBatch]:
