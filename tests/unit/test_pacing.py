@@ -147,11 +147,17 @@ class HeldPSP(FakePSP):
         return self.authorize(request)
 
 
-def test_a_checkout_records_its_answer_before_a_new_checkout_that_waited_longer() -> None:
-    """The gate full, a new checkout waits; then a checkout's PSP answers. When a place
-    frees, the answer is recorded first (first come, first served would start the new
-    order first and leave the answer waiting)."""
-    psp = HeldPSP()
+CART = Checkout("buyer-1", "EUR", (LineItem("s1", "mug", 1, 1000),), "pm_card_visa")
+
+
+@pytest.fixture
+def psp() -> HeldPSP:
+    return HeldPSP()
+
+
+@pytest.fixture
+def app(psp: HeldPSP) -> PaymentsApp:
+    """The application on the in-memory store, with a gate of one place."""
     app = PaymentsApp(
         {"PERSISTENCE_MODULE": "eventsourcing.popo"},
         psp=psp,
@@ -159,20 +165,28 @@ def test_a_checkout_records_its_answer_before_a_new_checkout_that_waited_longer(
         clock=FakeClock(NOW),
     )
     app.gate = Gate(1)
-    cart = Checkout("buyer-1", "EUR", (LineItem("s1", "mug", 1, 1000),), "pm_card_visa")
+    return app
 
-    def place(key: str) -> asyncio.Task[object]:
-        return asyncio.create_task(
-            app.place_checkout_async(cart, client_id="c1", idempotency_key=key)
-        )
+
+def placing(app: PaymentsApp, key: str) -> asyncio.Task[Written]:
+    """A checkout of CART under `key`, started on the running loop."""
+    return asyncio.create_task(app.place_checkout_async(CART, client_id="c1", idempotency_key=key))
+
+
+def test_a_checkout_records_its_answer_before_a_new_checkout_that_waited_longer(
+    app: PaymentsApp, psp: HeldPSP
+) -> None:
+    """The gate full, a new checkout waits; then a checkout's PSP answers. When a place
+    frees, the answer is recorded first (first come, first served would start the new
+    order first and leave the answer waiting)."""
 
     async def test() -> None:
-        answered = place("answered")
+        answered = placing(app, "answered")
         await until(lambda: len(psp.go) == 1)  # placed; waiting for its answer, outside the gate
         (order_id,) = psp.go
         blocker = holder(app.gate, [], "blocker", answering=False)
         await settle()
-        newer = place("newer")  # waits to start
+        newer = placing(app, "newer")  # waits to start
         await settle()
         psp.go[order_id].set()  # the answer is in hand: waits to be recorded
         await settle()
@@ -200,29 +214,17 @@ def test_a_checkout_records_its_answer_before_a_new_checkout_that_waited_longer(
     run(test)
 
 
-def test_a_replay_waits_for_the_first_answer_outside_the_gate() -> None:
+def test_a_replay_waits_for_the_first_answer_outside_the_gate(
+    app: PaymentsApp, psp: HeldPSP
+) -> None:
     """A retried key waits (on a worker thread) for the first request's answer; inside the
     gate it would hold the place that answer needs to be recorded, for up to the PSP
     timeout, and with enough retries stop the process starting checkouts."""
-    psp = HeldPSP()
-    app = PaymentsApp(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
-        psp=psp,
-        config=PaymentsConfig(),
-        clock=FakeClock(NOW),
-    )
-    app.gate = Gate(1)
-    cart = Checkout("buyer-1", "EUR", (LineItem("s1", "mug", 1, 1000),), "pm_card_visa")
-
-    def place() -> asyncio.Task[Written]:
-        return asyncio.create_task(
-            app.place_checkout_async(cart, client_id="c1", idempotency_key="k1")
-        )
 
     async def test() -> None:
-        first = place()
+        first = placing(app, "k1")
         await until(lambda: len(psp.go) == 1)
-        replay = place()
+        replay = placing(app, "k1")
         await asyncio.sleep(0.2)  # the replay is waiting for the first answer by now
         assert not replay.done() and app.gate.free == 1
         (order_id,) = psp.go
