@@ -14,6 +14,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +293,7 @@ def table(r: dict[str, Any]) -> str:
     lines = [
         f"checkouts over HTTP: `payments serve --workers {r['context']['workers']}` on "
         "PostgreSQL, the simulator sending every webhook",
-        "  " + " ".join(f"{h:>8}" for h in header),
+        _cells(header),
     ]
     for c in r["checkouts"]:
         cells = (
@@ -304,7 +305,7 @@ def table(r: dict[str, Any]) -> str:
             c["projection_lag_max_events"],
             _cpu(c),
         )
-        lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+        lines.append(_cells(cells))
         lines += _statuses(c)
     hooks = r.get("webhooks")
     if hooks:
@@ -325,15 +326,13 @@ def table(r: dict[str, Any]) -> str:
             _cpu(stripe),
         )
         lines.append("checkouts through the Stripe connector on localstripe")
-        lines.append("  " + " ".join(f"{cell:>8}" for cell in cells))
+        lines.append(_cells(cells))
     side = r.get("side_by_side")
     if side:
         lines.append(
             "side by side, the load ratios' phases back to back (PSP latency set between them)"
         )
-        lines.append(
-            "  " + " ".join(f"{h:>8}" for h in ("round", "PSP ms", *header[:5], header[6]))
-        )
+        lines.append(_cells(("round", "PSP ms", *header[:5], header[6])))
         for c in side:
             row = (
                 c["round"],
@@ -345,7 +344,7 @@ def table(r: dict[str, Any]) -> str:
                 c["non_2xx"],
                 _cpu(c),
             )
-            lines.append("  " + " ".join(f"{cell:>8}" for cell in row))
+            lines.append(_cells(row))
             lines += _statuses(c)
     pgbench = r["pgbench"]
     rates = [
@@ -400,6 +399,11 @@ def table(r: dict[str, Any]) -> str:
         for name, value in r["ratios"].items()
     ]
     return "\n".join(lines)
+
+
+def _cells(cells: Sequence[object]) -> str:
+    """One line of the table: each cell right-aligned in 8 columns."""
+    return "  " + " ".join(f"{cell:>8}" for cell in cells)
 
 
 def _cpu(load: dict[str, Any]) -> str:
