@@ -90,7 +90,16 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".", env=env)
     run(BIN / "ruff", "format", "--check", ".", env=env)
     run(BIN / "mypy", env=env)
-    run(BIN / "python", "-m", "pytest", *args, env=env)
+    run(BIN / "python", "-m", "pytest", *_workers(args), *args, env=env)
+
+
+def _workers(args: list[str]) -> list[str]:
+    """One pytest worker per core (at most four), each taking whole files, so that module
+    fixtures (a stack of processes, a browser) start once; `-n 0` or `-p no:xdist` runs in
+    one process."""
+    if any(a.endswith("no:xdist") or a.startswith(("-n", "--numprocesses")) for a in args):
+        return []
+    return ["--numprocesses", "auto", "--maxprocesses", "4", "--dist", "loadfile"]
 
 
 def bench(args: list[str]) -> None:
