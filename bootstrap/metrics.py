@@ -1,29 +1,73 @@
 """Prometheus metrics: PSP outcomes and latency, worker tasks, shed requests, review depth,
 lags.
 
-Each container has its own registry (so tests can build many); `GET /metrics` renders it.
+Each container has its own registry (so tests can build many); `GET /metrics` renders
+`Metrics.exposed`: that registry, or in the HTTP processes of `serve --workers N` (started
+with PROMETHEUS_MULTIPROC_DIR set, see `shared_directory`) every process's counters summed,
+so that a scrape answered by any of them gives the same totals.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from adapters.db import Database
 from projections import work_queue
 from projections.runner import ProjectionRunner
 
+SHARED = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess mode: set before a process imports it, its counters are
+kept in files in that directory, which any process can sum."""
+
+
+@contextmanager
+def shared_directory() -> Iterator[str]:
+    """A directory for the counters of the processes started inside (`serve --workers N`
+    sets it for its HTTP children before it starts them): a fresh temporary one, removed
+    afterwards, unless PROMETHEUS_MULTIPROC_DIR is already set (then that one, kept)."""
+    given = os.environ.get(SHARED)
+    if given:
+        yield given
+        return
+    directory = tempfile.mkdtemp(prefix="payments-metrics-")
+    os.environ[SHARED] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(SHARED, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _in_shared_mode() -> bool:
+    """Whether this process's counters live in the shared directory: decided when
+    prometheus_client was imported, so a parent that sets the directory for its children
+    keeps its own counters in memory."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    exposed: CollectorRegistry = field(init=False)
+    """What a scrape renders: `registry`, or in shared mode every process's counters (this
+    one's included) and this process's gauges."""
 
     def __post_init__(self) -> None:
+        self.exposed = self.registry
+        if _in_shared_mode():
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
         self.psp_calls = Counter(
             "payments_psp_calls",
             "PSP calls by operation and outcome",
@@ -51,7 +95,7 @@ class Metrics:
 
     def watch(self, db: Database, runner: ProjectionRunner) -> None:
         """Also report gauges read from the database at scrape time."""
-        self.registry.register(_StoreGauges(db, runner))
+        self.exposed.register(_StoreGauges(db, runner))
 
 
 class _StoreGauges(Collector):

@@ -38,7 +38,7 @@ MetricsHost = Annotated[str, typer.Option(help="Address for --metrics-port")]
 def serve_metrics(container: Container, port: int | None, host: str) -> None:
     """Expose the container's metrics over HTTP (for processes without the API)."""
     if port is not None:
-        start_http_server(port, addr=host, registry=container.metrics.registry)
+        start_http_server(port, addr=host, registry=container.metrics.exposed)
         log.info("metrics on http://%s:%s/metrics", host, port)
 
 

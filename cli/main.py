@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import sys
+from contextlib import nullcontext
 from typing import Annotated, Literal
 
 import typer
@@ -19,6 +20,7 @@ from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap import logs, runtime
 from bootstrap.composition import build
+from bootstrap.metrics import shared_directory
 from bootstrap.migrate import migrate as run_migrations
 from bootstrap.settings import Settings
 from cli.audit import audit
@@ -77,16 +79,18 @@ def serve(
     try:
         app = "api.asgi:create" if processes > 1 else create_app(container)
         runtime.settle_heap()  # here, or in each child (api.asgi)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            workers=processes,
-            factory=processes > 1,
-            log_config=None,
-            log_level="info",
-            access_log=settings.access_log,
-        )
+        # Children count into one directory, so a scrape of any gives every child's totals.
+        with shared_directory() if processes > 1 else nullcontext():
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                workers=processes,
+                factory=processes > 1,
+                log_config=None,
+                log_level="info",
+                access_log=settings.access_log,
+            )
     finally:
         container.close()
 

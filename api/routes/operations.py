@@ -124,6 +124,6 @@ def _finite(text: str) -> float | None:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
-    registry = request.app.state.container.metrics.registry
+    """Prometheus metrics of this process (of every HTTP process under `serve --workers N`)."""
+    registry = request.app.state.container.metrics.exposed
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

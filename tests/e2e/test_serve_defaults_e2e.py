@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -66,3 +67,44 @@ def _cmdline(pid: int) -> str:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+@pytest.mark.postgres
+def test_every_http_process_reports_the_counters_of_all(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """With `--workers 2` a scrape is answered by either process; each must give the
+    totals of both (a checkout counted only by the process that took it would make
+    Prometheus see counters fall and rise between scrapes)."""
+    port, checkouts = free_port(), 16
+    env = base_env(database_url=new_store_url(request, "postgres", tmp_path))
+    server = Process(
+        "api",
+        ["serve", "--port", str(port), "--workers", "2", "--no-worker"],
+        env | {"TMPDIR": str(tmp_path)},
+        health_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    server.start(timeout_s=60)
+    try:
+        assert len(list(tmp_path.glob("payments-metrics-*"))) == 1  # the children's counters
+
+        def checkout(_: int) -> int:  # a connection each, so both processes take some
+            key = str(uuid.uuid4())
+            headers = {"Idempotency-Key": key}
+            url = f"http://127.0.0.1:{port}/v1/checkouts"
+            return httpx.post(url, json=CART, headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(checkout, range(checkouts))) == {201}
+        seen = [_captured(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(12)]
+    finally:
+        server.stop()
+    assert seen == [checkouts] * 12
+    assert not list(tmp_path.glob("payments-metrics-*"))  # removed when serve stops
+
+
+def _captured(text: str) -> float:
+    series = 'payments_psp_calls_total{operation="authorize",outcome="captured"}'
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith(series)]
+    assert len(values) == 1, text
+    return float(values[0])
