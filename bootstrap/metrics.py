@@ -2,23 +2,19 @@
 lags.
 
 Each container has its own registry (so tests can build many); `GET /metrics` renders
-`Metrics.exposed`: that registry, or in the HTTP processes of `serve --workers N` (started
-with PROMETHEUS_MULTIPROC_DIR set, see `shared_directory`) every process's counters summed,
-so that a scrape answered by any of them gives the same totals.
+`Metrics.exposed`: that registry, or in the processes of one `payments serve` (started with
+PROMETHEUS_MULTIPROC_DIR set: bootstrap/shared_counters.py) every process's counters
+summed, so that a scrape answered by any of them gives the same totals.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -26,33 +22,11 @@ from adapters.db import Database
 from projections import work_queue
 from projections.runner import ProjectionRunner
 
-SHARED = "PROMETHEUS_MULTIPROC_DIR"
-"""prometheus_client's multiprocess mode: set before a process imports it, its counters are
-kept in files in that directory, which any process can sum."""
-
-
-@contextmanager
-def shared_directory() -> Iterator[str]:
-    """A directory for the counters of the processes started inside (`serve --workers N`
-    sets it for its HTTP children before it starts them): a fresh temporary one, removed
-    afterwards, unless PROMETHEUS_MULTIPROC_DIR is already set (then that one, kept)."""
-    given = os.environ.get(SHARED)
-    if given:
-        yield given
-        return
-    directory = tempfile.mkdtemp(prefix="payments-metrics-")
-    os.environ[SHARED] = directory
-    try:
-        yield directory
-    finally:
-        os.environ.pop(SHARED, None)
-        shutil.rmtree(directory, ignore_errors=True)
-
 
 def _in_shared_mode() -> bool:
     """Whether this process's counters live in the shared directory: decided when
-    prometheus_client was imported, so a parent that sets the directory for its children
-    keeps its own counters in memory."""
+    prometheus_client was imported (a process that sets the directory only for its
+    children keeps its own in memory)."""
     return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
@@ -63,11 +37,15 @@ class Metrics:
     """What a scrape renders: `registry`, or in shared mode every process's counters (this
     one's included) and this process's gauges."""
 
+    latency: Collector = field(init=False)
+    """The PSP latency histogram for the dashboard: every process's in shared mode."""
+
     def __post_init__(self) -> None:
         self.exposed = self.registry
+        shared = None
         if _in_shared_mode():
             self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
+            shared = MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
         self.psp_calls = Counter(
             "payments_psp_calls",
             "PSP calls by operation and outcome",
@@ -81,6 +59,7 @@ class Metrics:
             registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.latency = _Named(shared, "payments_psp_call_seconds") if shared else self.psp_seconds
         self.worker_tasks = Counter(
             "payments_worker_tasks",
             "Recovery worker steps taken (retries, inquiries, ...)",
@@ -89,13 +68,24 @@ class Metrics:
         )
         self.requests_shed = Counter(
             "payments_requests_shed",
-            "API requests this process refused with 503 overloaded (PAYMENTS_MAX_IN_FLIGHT)",
+            "API requests refused with 503 overloaded (PAYMENTS_MAX_IN_FLIGHT)",
             registry=self.registry,
         )
 
     def watch(self, db: Database, runner: ProjectionRunner) -> None:
         """Also report gauges read from the database at scrape time."""
         self.exposed.register(_StoreGauges(db, runner))
+
+
+class _Named(Collector):
+    """One metric of another collector."""
+
+    def __init__(self, source: Collector, name: str) -> None:
+        self.source = source
+        self.name = name
+
+    def collect(self) -> Iterator[Metric]:
+        return (metric for metric in self.source.collect() if metric.name == self.name)
 
 
 class _StoreGauges(Collector):

@@ -11,7 +11,20 @@ from __future__ import annotations
 
 
 def main() -> None:
-    """Run the `payments` command line."""
+    """Run the `payments` command line; `serve` with its processes' counters shared (set
+    before anything imports prometheus_client: bootstrap/shared_counters.py)."""
+    import sys  # noqa: PLC0415 - see the module's docstring
+
+    if sys.argv[1:2] != ["serve"]:
+        _run()
+        return
+    from bootstrap.shared_counters import shared_directory  # noqa: PLC0415
+
+    with shared_directory():
+        _run()
+
+
+def _run() -> None:
     from cli.main import main as run  # noqa: PLC0415 - see the module's docstring
 
     run()

@@ -20,9 +20,9 @@ from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap import logs, runtime
 from bootstrap.composition import build
-from bootstrap.metrics import shared_directory
 from bootstrap.migrate import migrate as run_migrations
 from bootstrap.settings import Settings
+from bootstrap.shared_counters import shared_directory
 from cli.audit import audit
 from cli.chaos import chaos
 from cli.common import (
@@ -79,7 +79,8 @@ def serve(
     try:
         app = "api.asgi:create" if processes > 1 else create_app(container)
         runtime.settle_heap()  # here, or in each child (api.asgi)
-        # Children count into one directory, so a scrape of any gives every child's totals.
+        # Children count into one directory, so a scrape of any gives every child's totals
+        # (the script has set it already, for this process too: cli/launch.py).
         with shared_directory() if processes > 1 else nullcontext():
             uvicorn.run(
                 app,

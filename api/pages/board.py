@@ -1,5 +1,5 @@
-"""The operators' dashboard, assembled from the read models, the runner and this process's
-Prometheus registry."""
+"""The operators' dashboard, assembled from the read models, the runner and the Prometheus
+counters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from prometheus_client import Histogram
+from prometheus_client.registry import Collector
 
 from adapters import webhook_store
 from api.pages import text
@@ -59,7 +59,7 @@ def board(container: Container, now: float, stuck_after_s: float, window_h: int)
         "reconciliation": reconciliation_card(container),
         "health_chart": health_chart(health, now),
         "health_rows": health,
-        "latency": psp_latency(container.metrics.psp_seconds),
+        "latency": psp_latency(container.metrics.latency),
         "lag": {"head": head, "position": position, "behind": container.runner.behind()},
         "recent": _recent(container),
         "quarantined": quarantine.rows(container.db),
@@ -200,9 +200,9 @@ def _recent(container: Container) -> list[dict[str, Any]]:
     ]
 
 
-def psp_latency(histogram: Histogram) -> list[dict[str, Any]]:
-    """Per PSP operation since this process started: calls, mean, and the bucket holding the
-    95th percentile (a histogram gives a bound, not an exact value)."""
+def psp_latency(histogram: Collector) -> list[dict[str, Any]]:
+    """Per PSP operation since `serve` started (in all its processes): calls, mean, and the
+    bucket holding the 95th percentile (a histogram gives a bound, not an exact value)."""
     per_operation: dict[str, dict[str, Any]] = defaultdict(lambda: {"buckets": []})
     for metric in histogram.collect():
         for sample in metric.samples:

@@ -4,6 +4,7 @@ one; either way a checkout succeeds and logs one line, and the access log is off
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,8 +13,9 @@ import httpx
 import pytest
 
 from bench.cpu import processes
-from chaos.processes import Process, base_env, free_port
+from chaos.processes import Process, base_env, free_port, psp_simulator
 from tests.conftest import new_store_url
+from tests.e2e.conftest import FAST
 
 pytestmark = pytest.mark.e2e
 CART = {
@@ -35,11 +37,12 @@ def test_serve_with_its_defaults(request: pytest.FixtureRequest, tmp_path: Path,
     server = Process(
         "api",
         ["serve", "--port", str(port)],
-        base_env(database_url=url),
+        base_env(database_url=url) | {"TMPDIR": str(tmp_path)},
         health_url=f"http://127.0.0.1:{port}/healthz",
     )
     server.start(timeout_s=60)
     try:
+        assert len(list(tmp_path.glob("payments-metrics-*"))) == 1  # its processes' counters
         assert server.popen is not None
         cores = len(os.sched_getaffinity(0))
         # uvicorn's children, plus the resource tracker multiprocessing starts beside them
@@ -60,6 +63,7 @@ def test_serve_with_its_defaults(request: pytest.FixtureRequest, tmp_path: Path,
     lines = [line for line in log.splitlines() if order_id in line]
     assert len(lines) == 1 and '"psp authorize 1: captured"' in lines[0]  # one line, ours
     assert "POST /v1/checkouts" not in log  # no access log by default
+    assert not list(tmp_path.glob("payments-metrics-*"))  # removed when stopped (SIGTERM)
 
 
 def _cmdline(pid: int) -> str:
@@ -70,41 +74,69 @@ def _cmdline(pid: int) -> str:
 
 
 @pytest.mark.postgres
-def test_every_http_process_reports_the_counters_of_all(
+def test_every_process_of_serve_counts_into_every_scrape(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """With `--workers 2` a scrape is answered by either process; each must give the
-    totals of both (a checkout counted only by the process that took it would make
-    Prometheus see counters fall and rise between scrapes)."""
+    """With `--workers 2` a scrape is answered by either HTTP process; each must give the
+    totals of both and of the parent's recovery worker (a checkout counted only by the
+    process that took it would make Prometheus see counters fall and rise between scrapes,
+    and the worker's inquiries would be missing)."""
     port, checkouts = free_port(), 16
-    env = base_env(database_url=new_store_url(request, "postgres", tmp_path))
+    secret = "whsec-metrics"
+    sim = psp_simulator(f"http://127.0.0.1:{port}/v1/webhooks/psp", secret).start()
+    assert sim.health_url is not None
+    sim_url = sim.health_url.removesuffix("/healthz")
+    settings = FAST | {
+        "database_url": new_store_url(request, "postgres", tmp_path),
+        "psp_url": sim_url,
+        "webhook_secret": secret,
+    }
     server = Process(
         "api",
-        ["serve", "--port", str(port), "--workers", "2", "--no-worker"],
-        env | {"TMPDIR": str(tmp_path)},
+        ["serve", "--port", str(port), "--workers", "2"],
+        base_env(**settings) | {"TMPDIR": str(tmp_path)},
         health_url=f"http://127.0.0.1:{port}/healthz",
     )
-    server.start(timeout_s=60)
     try:
-        assert len(list(tmp_path.glob("payments-metrics-*"))) == 1  # the children's counters
+        server.start(timeout_s=60)
+        assert len(list(tmp_path.glob("payments-metrics-*"))) == 1  # where they count
 
-        def checkout(_: int) -> int:  # a connection each, so both processes take some
-            key = str(uuid.uuid4())
-            headers = {"Idempotency-Key": key}
+        def checkout(_: int) -> httpx.Response:  # a connection each: both processes take some
+            headers = {"Idempotency-Key": str(uuid.uuid4())}
             url = f"http://127.0.0.1:{port}/v1/checkouts"
-            return httpx.post(url, json=CART, headers=headers, timeout=30).status_code
+            return httpx.post(url, json=CART, headers=headers, timeout=30)
 
         with ThreadPoolExecutor(8) as pool:
-            assert set(pool.map(checkout, range(checkouts))) == {201}
-        seen = [_captured(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(12)]
+            assert {r.status_code for r in pool.map(checkout, range(checkouts))} == {201}
+        # One more whose answer is lost: the parent's worker asks the PSP what became of it.
+        faults = {"script": ["timeout"], "hang_ms": 2000, "webhook_events": "async"}
+        httpx.put(f"{sim_url}/_control/faults", json=faults).raise_for_status()
+        unknown = checkout(0).json()["id"]
+        _wait_until_paid(port, unknown)
+        seen = [_counters(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(12)]
     finally:
         server.stop()
-    assert seen == [checkouts] * 12
+        sim.stop()
+    authorize = 'payments_psp_calls_total{operation="authorize",outcome="captured"}'
+    assert [c[authorize] for c in seen] == [checkouts] * 12  # the children's
+    inquire = 'payments_worker_tasks_total{task="inquire"}'
+    assert all(c[inquire] >= 1 for c in seen)  # the parent's
     assert not list(tmp_path.glob("payments-metrics-*"))  # removed when serve stops
 
 
-def _captured(text: str) -> float:
-    series = 'payments_psp_calls_total{operation="authorize",outcome="captured"}'
-    values = [line.split()[-1] for line in text.splitlines() if line.startswith(series)]
-    assert len(values) == 1, text
-    return float(values[0])
+def _wait_until_paid(port: int, order_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        url = f"http://127.0.0.1:{port}/v1/payment-orders/{order_id}"
+        if httpx.get(url).json()["status"] == "succeeded":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"order {order_id} was never paid")
+
+
+def _counters(text: str) -> dict[str, float]:
+    return {
+        series: float(value)
+        for series, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if series and not series.startswith("#")
+    }

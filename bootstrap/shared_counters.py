@@ -1,0 +1,56 @@
+"""The directory where the processes of one `payments serve` keep their Prometheus counters.
+
+prometheus_client's multiprocess mode: a process that imports prometheus_client with
+PROMETHEUS_MULTIPROC_DIR set keeps its counters in files there, and a scrape of any of
+them sums the files of all. The `payments` script sets it before `serve` imports anything,
+so the parent's recovery worker and projection runner count there too, beside every HTTP
+child (which inherit it). This module imports nothing else, so that it can run first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def shared_directory() -> Iterator[str]:
+    """A fresh temporary directory for the processes started inside, removed afterwards;
+    or PROMETHEUS_MULTIPROC_DIR if it is already set (then kept: the operator's, or an
+    enclosing call's)."""
+    given = os.environ.get(VARIABLE)
+    if given:
+        yield given
+        return
+    directory = tempfile.mkdtemp(prefix="payments-metrics-")
+    os.environ[VARIABLE] = directory
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _removing(directory)) if main else None
+    try:
+        yield directory
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        os.environ.pop(VARIABLE, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _removing(directory: str) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that removes `directory`, then ends the process by the signal as
+    before. uvicorn answers SIGTERM itself, then raises it again for the handler it found
+    (this one) instead of returning; without it, every stop would leave the directory."""
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    return handler
