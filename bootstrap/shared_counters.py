@@ -16,9 +16,11 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "payments-metrics-"
 
 
 @contextmanager
@@ -30,7 +32,8 @@ def shared_directory() -> Iterator[str]:
     if given:
         yield given
         return
-    directory = tempfile.mkdtemp(prefix="payments-metrics-")
+    _remove_stale()
+    directory = tempfile.mkdtemp(prefix=PREFIX)
     os.environ[VARIABLE] = directory
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _removing(directory)) if main else None
@@ -54,3 +57,32 @@ def _removing(directory: str) -> Callable[[int, FrameType | None], None]:
         signal.raise_signal(signum)
 
     return handler
+
+
+def _remove_stale() -> None:
+    """Remove the directories of earlier serves killed before they could (SIGKILL, or the
+    crash tests' failpoints): those where every process that counted has ended. One with no
+    counts yet may be a serve starting now, and is left."""
+    for directory in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        pids = {_pid(file.stem) for file in directory.glob("*.db")}
+        if pids and not any(_alive(pid) for pid in pids):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _pid(stem: str) -> int:
+    """The process of a counts file: `counter_<pid>`, `histogram_<pid>`, `gauge_<mode>_<pid>`
+    (0, never alive, for a name of another form)."""
+    tail = stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isascii() and tail.isdigit() else 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
