@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -27,13 +28,19 @@ PREFIX = "payments-metrics-"
 def shared_directory() -> Iterator[str]:
     """A fresh temporary directory for the processes started inside, removed afterwards;
     or PROMETHEUS_MULTIPROC_DIR if it is already set (then kept: the operator's, or an
-    enclosing call's)."""
+    enclosing call's); or "" without a writable temporary directory (each process then
+    counts for itself, and says so on stderr)."""
     given = os.environ.get(VARIABLE)
     if given:
         yield given
         return
-    _remove_stale()
-    directory = tempfile.mkdtemp(prefix=PREFIX)
+    try:
+        _remove_stale()
+        directory = tempfile.mkdtemp(prefix=PREFIX)
+    except OSError as error:  # no writable temporary directory: count per process, as before
+        sys.stderr.write(f"payments: counters kept per process ({error})\n")
+        yield ""
+        return
     os.environ[VARIABLE] = directory
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _removing(directory)) if main else None

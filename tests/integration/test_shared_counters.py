@@ -63,3 +63,12 @@ def test_directories_of_killed_serves_are_removed_and_live_ones_kept(temporary: 
     with shared_directory():
         assert not killed.exists()
         assert running.is_dir() and starting.is_dir()
+
+
+def test_without_a_usable_temporary_directory_each_process_counts_for_itself(
+    temporary: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary / "gone"))
+    with shared_directory() as directory:
+        assert directory == "" and VARIABLE not in os.environ
+    assert "counters kept per process" in capsys.readouterr().err
