@@ -9,6 +9,7 @@ summed, so that a scrape answered by any of them gives the same totals.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ from prometheus_client.registry import Collector
 from adapters.db import Database
 from projections import work_queue
 from projections.runner import ProjectionRunner
+
+_SHARING: set[int] = set()
+"""Processes that made their Metrics in shared mode: in the shared files each series is one
+entry per process, and a second Metrics would overwrite the first one's counts with its own."""
 
 
 def _in_shared_mode() -> bool:
@@ -44,6 +49,9 @@ class Metrics:
         self.exposed = self.registry
         shared = None
         if _in_shared_mode():
+            if os.getpid() in _SHARING:  # both would write the same entries: counts lost
+                raise RuntimeError("one Metrics per process when counters are shared")
+            _SHARING.add(os.getpid())
             self.exposed = CollectorRegistry()
             shared = MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
         self.psp_calls = Counter(

@@ -5,16 +5,22 @@ PROMETHEUS_MULTIPROC_DIR set keeps its counters in files there, and a scrape of 
 them sums the files of all. The `payments` script sets it before `serve` imports anything,
 so the parent's recovery worker and projection runner count there too, beside every HTTP
 child (which inherit it). This module imports nothing else, so that it can run first.
+
+The `serve` that made a directory holds an exclusive lock on a file in it while it runs; the
+kernel drops the lock however the process ends, so a later `serve` that can take it knows
+the directory was left by a killed one (whatever its process ids, in whatever container).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +28,10 @@ from types import FrameType
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "payments-metrics-"
+LOCK = "serve.lock"
+YOUNG_S = 10
+"""A directory is never removed this soon after it was made: its serve may be between
+making it and taking its lock."""
 
 
 @contextmanager
@@ -37,6 +47,7 @@ def shared_directory() -> Iterator[str]:
     try:
         _remove_stale()
         directory = tempfile.mkdtemp(prefix=PREFIX)
+        lock = _lock(Path(directory) / LOCK)
     except OSError as error:  # no writable temporary directory: count per process, as before
         sys.stderr.write(f"payments: counters kept per process ({error})\n")
         yield ""
@@ -51,6 +62,7 @@ def shared_directory() -> Iterator[str]:
             signal.signal(signal.SIGTERM, previous)
         os.environ.pop(VARIABLE, None)
         shutil.rmtree(directory, ignore_errors=True)
+        os.close(lock)
 
 
 def _removing(directory: str) -> Callable[[int, FrameType | None], None]:
@@ -66,30 +78,37 @@ def _removing(directory: str) -> Callable[[int, FrameType | None], None]:
     return handler
 
 
-def _remove_stale() -> None:
-    """Remove the directories of earlier serves killed before they could (SIGKILL, or the
-    crash tests' failpoints): those where every process that counted has ended. One with no
-    counts yet may be a serve starting now, and is left."""
-    for directory in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
-        pids = {_pid(file.stem) for file in directory.glob("*.db")}
-        if pids and not any(_alive(pid) for pid in pids):
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def _pid(stem: str) -> int:
-    """The process of a counts file: `counter_<pid>`, `histogram_<pid>`, `gauge_<mode>_<pid>`
-    (0, never alive, for a name of another form)."""
-    tail = stem.rsplit("_", 1)[-1]
-    return int(tail) if tail.isascii() and tail.isdigit() else 0
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+def _lock(path: Path) -> int:
+    """An exclusive lock on `path` (made if missing), held until the descriptor is closed;
+    BlockingIOError if another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _remove_stale() -> None:
+    """Remove the directories of earlier serves killed before they could (SIGKILL, an OOM
+    kill, or the crash tests' failpoints): those whose lock nobody holds. One in use, or
+    another user's, is left."""
+    for directory in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        if _age_s(directory) < YOUNG_S:
+            continue
+        try:
+            lock = _lock(directory / LOCK)  # made if its serve was killed before it locked
+        except OSError:  # held by a serve running now, or not ours to open
+            continue
+        try:
+            shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            os.close(lock)
+
+
+def _age_s(directory: Path) -> float:
+    try:
+        return time.time() - directory.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -13,13 +13,17 @@ from __future__ import annotations
 def main() -> None:
     """Run the `payments` command line; `serve` with its processes' counters shared (set
     before anything imports prometheus_client: bootstrap/shared_counters.py)."""
-    import sys  # noqa: PLC0415 - see the module's docstring
+    import os  # noqa: PLC0415 - see the module's docstring
+    import sys  # noqa: PLC0415
+
+    from bootstrap.shared_counters import VARIABLE, shared_directory  # noqa: PLC0415
 
     if sys.argv[1:2] != ["serve"]:
+        # Only serve's processes share counters: a worker or a projections process that
+        # found the variable would serve the sum of the directory as its own (counted twice).
+        os.environ.pop(VARIABLE, None)
         _run()
         return
-    from bootstrap.shared_counters import shared_directory  # noqa: PLC0415
-
     with shared_directory():
         _run()
 

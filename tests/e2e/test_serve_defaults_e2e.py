@@ -3,7 +3,9 @@ one; either way a checkout succeeds and logs one line, and the access log is off
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +59,7 @@ def test_serve_with_its_defaults(request: pytest.FixtureRequest, tmp_path: Path,
         )
         assert answer.status_code == 201 and answer.json()["status"] == "succeeded"
     finally:
-        server.stop()
+        _stop(server)
     log = server.log_path.read_text()
     order_id = answer.json()["id"]
     lines = [line for line in log.splitlines() if order_id in line]
@@ -90,6 +92,8 @@ def test_every_process_of_serve_counts_into_every_scrape(
         "database_url": new_store_url(request, "postgres", tmp_path),
         "psp_url": sim_url,
         "webhook_secret": secret,
+        "psp_timeout_s": "2",  # no checkout times out on a busy machine, but the one below
+        "stale_after_s": "2.5",
     }
     server = Process(
         "api",
@@ -107,21 +111,34 @@ def test_every_process_of_serve_counts_into_every_scrape(
             return httpx.post(url, json=CART, headers=headers, timeout=30)
 
         with ThreadPoolExecutor(8) as pool:
-            assert {r.status_code for r in pool.map(checkout, range(checkouts))} == {201}
+            answers = list(pool.map(checkout, range(checkouts)))
+        assert {answer.status_code for answer in answers} == {201}
         # One more whose answer is lost: the parent's worker asks the PSP what became of it.
-        faults = {"script": ["timeout"], "hang_ms": 2000, "webhook_events": "async"}
+        faults = {"script": ["timeout"], "hang_ms": 4000, "webhook_events": "async"}
         httpx.put(f"{sim_url}/_control/faults", json=faults).raise_for_status()
-        unknown = checkout(0).json()["id"]
-        _wait_until_paid(port, unknown)
+        answers.append(checkout(0))
+        for answer in answers:  # nothing left to count while the scrapes run
+            _wait_until_paid(port, answer.json()["id"])
         seen = [_counters(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(12)]
     finally:
-        server.stop()
+        _stop(server)
         sim.stop()
-    authorize = 'payments_psp_calls_total{operation="authorize",outcome="captured"}'
-    assert [c[authorize] for c in seen] == [checkouts] * 12  # the children's
-    inquire = 'payments_worker_tasks_total{task="inquire"}'
-    assert all(c[inquire] >= 1 for c in seen)  # the parent's
+    assert all(counters == seen[0] for counters in seen)  # whichever process answered
+    authorize = sum(v for k, v in seen[0].items() if 'operation="authorize"' in k)
+    assert authorize >= checkouts + 1  # the children's calls
+    assert seen[0]['payments_worker_tasks_total{task="inquire"}'] >= 1  # the parent's
+    assert server.popen is not None and server.popen.returncode is not None
     assert not list(tmp_path.glob("payments-metrics-*"))  # removed when serve stops
+
+
+def _stop(server: Process) -> None:
+    """SIGTERM, and time for the children to drain on a busy machine; then `stop` (which
+    kills what is left)."""
+    if server.popen is not None and server.popen.poll() is None:
+        server.popen.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.popen.wait(30)
+    server.stop()
 
 
 def _wait_until_paid(port: int, order_id: str) -> None:
@@ -135,8 +152,9 @@ def _wait_until_paid(port: int, order_id: str) -> None:
 
 
 def _counters(text: str) -> dict[str, float]:
+    """The counters of a scrape (the gauges move with the clock and the whole server)."""
     return {
         series: float(value)
         for series, _, value in (line.rpartition(" ") for line in text.splitlines())
-        if series and not series.startswith("#")
+        if series.startswith(("payments_psp_calls_total", "payments_worker_tasks_total"))
     }

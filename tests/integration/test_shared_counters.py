@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,19 +23,13 @@ def temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def ended_pid() -> int:
-    """The pid of a process that has ended."""
-    script = "import os; print(os.getpid())"
-    return int(
-        subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout  # noqa: S603
-    )
-
-
-def leftover(root: Path, name: str, *files: str) -> Path:
+def leftover(root: Path, name: str, age_s: float) -> Path:
+    """A counters directory as a serve leaves it, made `age_s` ago."""
     directory = root / (shared_counters.PREFIX + name)
     directory.mkdir()
-    for file in files:
-        (directory / file).write_bytes(b"")
+    (directory / "counter_4242.db").write_bytes(b"")
+    then = time.time() - age_s
+    os.utime(directory, (then, then))
     return directory
 
 
@@ -56,13 +52,21 @@ def test_a_directory_given_is_used_and_kept(
 
 
 def test_directories_of_killed_serves_are_removed_and_live_ones_kept(temporary: Path) -> None:
-    dead = ended_pid()
-    killed = leftover(temporary, "killed", f"counter_{dead}.db", f"histogram_{dead}.db")
-    running = leftover(temporary, "running", f"counter_{dead}.db", f"counter_{os.getpid()}.db")
-    starting = leftover(temporary, "starting")
-    with shared_directory():
-        assert not killed.exists()
-        assert running.is_dir() and starting.is_dir()
+    killed = leftover(temporary, "killed", 60)  # nobody holds its lock
+    running = leftover(temporary, "running", 60)
+    held = os.open(running / shared_counters.LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as its serve does (another open file: a conflict)
+    starting = leftover(temporary, "starting", 1)  # maybe between making it and locking it
+    try:
+        with shared_directory() as directory:
+            assert not killed.exists()
+            assert running.is_dir() and starting.is_dir()
+            mine = os.open(Path(directory) / shared_counters.LOCK, os.O_RDWR)
+            with pytest.raises(BlockingIOError):  # held while it is in use
+                fcntl.flock(mine, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(mine)
+    finally:
+        os.close(held)
 
 
 def test_without_a_usable_temporary_directory_each_process_counts_for_itself(
@@ -72,3 +76,24 @@ def test_without_a_usable_temporary_directory_each_process_counts_for_itself(
     with shared_directory() as directory:
         assert directory == "" and VARIABLE not in os.environ
     assert "counters kept per process" in capsys.readouterr().err
+
+
+def test_a_process_that_counts_in_shared_files_makes_one_metrics(tmp_path: Path) -> None:
+    """Two would write the same entries, each its own count: increments lost."""
+    probe = (
+        "from bootstrap.metrics import Metrics\n"
+        "first = Metrics()\n"
+        "assert first.exposed is not first.registry  # every process's totals\n"
+        "try:\n"
+        "    Metrics()\n"
+        "except RuntimeError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter, a fixed probe
+        [sys.executable, "-c", probe],
+        env=os.environ | {VARIABLE: str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "one Metrics per process when counters are shared"
