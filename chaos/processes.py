@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,11 +18,39 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
+TEST_PORTS = range(20_000, 32_000)
+"""Below the kernel's ephemeral range (32768 up, by default), where outgoing connections
+take their ports: a port chosen for a server that has yet to bind it cannot be taken by one."""
+_cursor = [-1]
+
+
 def free_port() -> int:
+    """A loopback port nobody listens on. In a pytest-xdist worker, the next free one of
+    that worker's own share of TEST_PORTS, so that two workers never pick the same port
+    before either binds it; otherwise whatever the kernel gives."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    if not (worker.isascii() and worker.isdigit()):
+        return _bindable(0)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    share = len(TEST_PORTS) // workers
+    first = TEST_PORTS.start + int(worker) % workers * share
+    if _cursor[0] < 0:
+        _cursor[0] = random.randrange(share)  # noqa: S311 - a new place each run, not a secret
+    for _ in range(share):
+        port = first + _cursor[0] % share
+        _cursor[0] += 1
+        try:
+            return _bindable(port)
+        except OSError:
+            continue  # in use, or lingering after a test: the next one
+    return _bindable(0)
+
+
+def _bindable(port: int) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind(("127.0.0.1", port))
+        found: int = sock.getsockname()[1]
+        return found
 
 
 @dataclass
