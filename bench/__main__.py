@@ -120,16 +120,18 @@ def _measure(
             )
         )
     db.close()
-    settings = stack.app_settings()
-    results["catch_up"] = _rate(*ours.catch_up_rate(settings))
-    results["library_runner"] = _rate(
-        *library.runner_rate(
-            settings.event_store_env(), results["catch_up"]["events"], 5 if options.smoke else 30
+    with ours.prefix_store(stack.app_settings(), stack.admin_url, ours.PREFIX_EVENTS) as settings:
+        results["catch_up"] = _rate(*ours.catch_up_rate(settings))
+        results["library_runner"] = _rate(
+            *library.runner_rate(
+                settings.event_store_env(),
+                results["catch_up"]["events"],
+                5 if options.smoke else 30,
+            )
         )
-    )
-    events, audit_seconds, audit_ok = ours.audit_rate(settings)
-    results["audit"] = _rate(events, audit_seconds) | {"ok": audit_ok}
-    results["raw_decode"] = _rate(*library.read_and_decode_rate(settings.event_store_env()))
+        events, audit_seconds, audit_ok = ours.audit_rate(settings)
+        results["audit"] = _rate(events, audit_seconds) | {"ok": audit_ok}
+        results["raw_decode"] = _rate(*library.read_and_decode_rate(settings.event_store_env()))
     results["ratios"] = _ratios(results)
     return results
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psycopg
+from psycopg import sql
+
 from adapters.db import Database
+from adapters.event_store import settled_below_sql
 from bootstrap import runtime
 from bootstrap.audit_pool import builders_for, helpers_for
 from bootstrap.read_side import open_read_side
 from bootstrap.settings import Settings
+from chaos.processes import BIN, base_env
 from projections import bulk, positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections
@@ -18,6 +27,67 @@ from projections.log import events_after
 from projections.rebuild import reset_copy
 
 SUFFIX = "__bench"
+PREFIX_EVENTS = 60_000
+"""Catch-up and audit read a store of this many events in every run (or all the run wrote,
+if fewer): how many the load phases write depends on how fast the machine ran them, and
+both rates fall as a store outgrows the server's buffers."""
+COLUMNS = "notification_id, originator_id, originator_version, topic, state"
+
+
+@contextmanager
+def prefix_store(source: Settings, admin_url: str, events: int) -> Iterator[Settings]:
+    """A database of its own holding the first `events` settled events of `source`'s log
+    (each order's history up to there: a store as it stood at that moment), migrated and
+    with its read models rebuilt, dropped afterwards."""
+    name = f"bench_{secrets.token_hex(4)}_prefix"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        _payments(url, "migrate")
+        _copy_prefix(str(source.database_url), url, events)
+        _payments(url, "projections", "rebuild")
+        yield Settings(database_url=url)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
+
+
+def _payments(url: str, *args: str) -> None:
+    subprocess.run(
+        [str(BIN / "payments"), *args],
+        env=base_env(database_url=url),
+        check=True,
+        capture_output=True,
+    )
+
+
+def _copy_prefix(source_url: str, target_url: str, events: int) -> None:
+    """The events, as stored (binary COPY), and the source's epochs, so that positions read
+    as settled in the copy as they did in the source (the server's transaction ids are the
+    same for both databases)."""
+    with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
+        settled = settled_below_sql("payments_events")
+        query = (
+            f"COPY (SELECT {COLUMNS} FROM payments_events WHERE notification_id < {settled} "  # noqa: S608
+            f"ORDER BY notification_id LIMIT {int(events)}) TO STDOUT (FORMAT BINARY)"
+        )
+        with (
+            source.cursor().copy(query) as rows,
+            target.cursor().copy(
+                f"COPY payments_events ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            for block in rows:
+                copy.write(block)
+        target.execute("DELETE FROM payments_events_epochs")
+        with target.cursor() as cursor:
+            epochs = source.execute("SELECT base, start_xid FROM payments_events_epochs")
+            cursor.executemany(
+                "INSERT INTO payments_events_epochs (base, start_xid) VALUES (%s, %s)",
+                epochs.fetchall(),
+            )
 
 
 def catch_up_rate(settings: Settings) -> tuple[int, float]:
