@@ -298,16 +298,9 @@ def table(r: dict[str, Any]) -> str:
         _cells(header),
     ]
     for c in r["checkouts"]:
-        cells = (
-            c["connections"],
-            c["per_second"],
-            c["p50_ms"],
-            c["p99_ms"],
-            c["non_2xx"],
-            c["projection_lag_max_events"],
-            _cpu(c),
+        lines.append(
+            _cells((c["connections"], *_figures(c), c["projection_lag_max_events"], _cpu(c)))
         )
-        lines.append(_cells(cells))
         lines += _statuses(c)
     hooks = r.get("webhooks")
     if hooks:
@@ -318,17 +311,8 @@ def table(r: dict[str, Any]) -> str:
         )
     stripe = r.get("stripe_checkouts")
     if stripe:
-        cells = (
-            8,
-            stripe["per_second"],
-            stripe["p50_ms"],
-            stripe["p99_ms"],
-            stripe["non_2xx"],
-            "",
-            _cpu(stripe),
-        )
         lines.append("checkouts through the Stripe connector on localstripe")
-        lines.append(_cells(cells))
+        lines.append(_cells((8, *_figures(stripe), "", _cpu(stripe))))
     side = r.get("side_by_side")
     if side:
         lines.append(
@@ -336,16 +320,7 @@ def table(r: dict[str, Any]) -> str:
         )
         lines.append(_cells(("round", "PSP ms", *header[:5], header[6])))
         for c in side:
-            row = (
-                c["round"],
-                c["psp_latency_ms"],
-                c["connections"],
-                c["per_second"],
-                c["p50_ms"],
-                c["p99_ms"],
-                c["non_2xx"],
-                _cpu(c),
-            )
+            row = (c["round"], c["psp_latency_ms"], c["connections"], *_figures(c), _cpu(c))
             lines.append(_cells(row))
             lines += _statuses(c)
     pgbench = r["pgbench"]
@@ -406,6 +381,11 @@ def table(r: dict[str, Any]) -> str:
 def _cells(cells: Sequence[object]) -> str:
     """One line of the table: each cell right-aligned in 8 columns."""
     return "  " + " ".join(f"{cell:>8}" for cell in cells)
+
+
+def _figures(load: dict[str, Any]) -> tuple[object, ...]:
+    """A load row's middle cells: per s, p50 ms, p99 ms, non-2xx."""
+    return load["per_second"], load["p50_ms"], load["p99_ms"], load["non_2xx"]
 
 
 def _cpu(load: dict[str, Any]) -> str:
