@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -11,15 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql
 
 from adapters.db import Database
 from adapters.event_store import settled_below_sql
+from bench.stack import database_url, drop_database, new_database
 from bootstrap import runtime
 from bootstrap.audit_pool import builders_for, helpers_for
 from bootstrap.read_side import open_read_side
 from bootstrap.settings import Settings
-from chaos.processes import BIN, base_env
+from chaos.processes import run_payments
 from projections import bulk, positions
 from projections.audit import Auditor
 from projections.catalog import NAMES, all_projections
@@ -39,28 +37,21 @@ def prefix_store(source: Settings, admin_url: str, events: int) -> Iterator[Sett
     """A database of its own holding the first `events` settled events of `source`'s log
     (each order's history up to there: a store as it stood at that moment), migrated and
     with its read models rebuilt, dropped afterwards."""
-    name = f"bench_{secrets.token_hex(4)}_prefix"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    name = new_database(admin_url, "_prefix")
+    url = database_url(admin_url, name)
     try:
         _payments(url, "migrate")
-        _copy_prefix(str(source.database_url), url, events)
+        _copy_prefix(source.database_url, url, events)
         _payments(url, "projections", "rebuild")
         yield Settings(database_url=url)
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            admin.execute(drop.format(sql.Identifier(name)))
+        drop_database(admin_url, name)
 
 
 def _payments(url: str, *args: str) -> None:
-    subprocess.run(
-        [str(BIN / "payments"), *args],
-        env=base_env(database_url=url),
-        check=True,
-        capture_output=True,
-    )
+    done = run_payments({"database_url": url}, *args)
+    if done.returncode != 0:
+        raise RuntimeError(f"payments {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
 
 
 def _copy_prefix(source_url: str, target_url: str, events: int) -> None:

@@ -35,7 +35,7 @@ class BenchStack:
 
     @property
     def database_url(self) -> str:
-        return f"{self.admin_url.rsplit('/', 1)[0]}/{self.database}"
+        return database_url(self.admin_url, self.database)
 
     @classmethod
     def start(
@@ -47,10 +47,7 @@ class BenchStack:
     ) -> BenchStack:
         """`payments serve --workers <workers>` with its defaults plus `extra`, the simulator
         sending a webhook for every payment, on a new database."""
-        database = f"bench_{secrets.token_hex(4)}"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        stack = cls(admin_url, database, {})
+        stack = cls(admin_url, new_database(admin_url), {})
         stack.settings = {
             "database_url": stack.database_url,
             "webhook_secret": secrets.token_urlsafe(16),
@@ -99,9 +96,24 @@ class BenchStack:
             process.stop()
         if self.localstripe is not None:
             self.localstripe.stop()
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.database)
-                )
-            )
+        drop_database(self.admin_url, self.database)
+
+
+def new_database(admin_url: str, suffix: str = "") -> str:
+    """A new, empty database on the admin URL's server (`bench_<random><suffix>`); its name."""
+    name = f"bench_{secrets.token_hex(4)}{suffix}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def database_url(admin_url: str, name: str) -> str:
+    """The URL of database `name` on the admin URL's server."""
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
