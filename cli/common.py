@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -60,6 +63,30 @@ def run_until_signal(
     log.info("%s running", role)
     stop.wait()
     container.close()
+
+
+@contextmanager
+def exiting_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the process through its `finally` blocks, with exit code 0, as SIGINT
+    does through KeyboardInterrupt. `serve` in one process needs it: uvicorn answers SIGTERM
+    itself (stops accepting, finishes the requests in flight), then raises the signal again
+    for the handler it found; by default that killed the process, so `container.close()`
+    never stopped the worker and the projection runner between steps. A second SIGTERM,
+    while closing, has the handler that was there before (the default: it kills)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        signal.signal(signum, previous)
+        log.info("SIGTERM: stopping")
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_or_exit(settings: Settings, *, with_psp: bool = True) -> Container:

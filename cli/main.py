@@ -29,6 +29,7 @@ from cli.common import (
     MetricsHost,
     MetricsPort,
     build_or_exit,
+    exiting_on_sigterm,
     load_settings,
     log,
     run_until_signal,
@@ -68,32 +69,34 @@ def serve(
     recovery worker and the projection runner unless they run as their own processes."""
     settings = _checked_for_serving(load_settings(), host)
     processes = server_processes(workers, settings)
-    run_migrations(settings)
-    settings = _with_public_url(_with_psp(settings, host, port), host, port)
-    container = build(settings)
-    serve_metrics(container, metrics_port, metrics_host)  # this process's worker and runner
-    if projections:
-        container.start_projections(listen_to_database=processes > 1)
-    if worker:
-        container.start_worker()
-    try:
-        app = "api.asgi:create" if processes > 1 else create_app(container)
-        runtime.settle_heap()  # here, or in each child (api.asgi)
-        # Children count into one directory, so a scrape of any gives every child's totals
-        # (the script has set it already, for this process too: cli/launch.py).
-        with shared_directory() if processes > 1 else nullcontext():
-            uvicorn.run(
-                app,
-                host=host,
-                port=port,
-                workers=processes,
-                factory=processes > 1,
-                log_config=None,
-                log_level="info",
-                access_log=settings.access_log,
-            )
-    finally:
-        container.close()
+    with exiting_on_sigterm():  # one process: uvicorn hands SIGTERM back after draining
+        run_migrations(settings)
+        settings = _with_public_url(_with_psp(settings, host, port), host, port)
+        container = build(settings)
+        serve_metrics(container, metrics_port, metrics_host)  # this process's worker, runner
+        if projections:
+            container.start_projections(listen_to_database=processes > 1)
+        if worker:
+            container.start_worker()
+        try:
+            app = "api.asgi:create" if processes > 1 else create_app(container)
+            runtime.settle_heap()  # here, or in each child (api.asgi)
+            # Children count into one directory, so a scrape of any gives every child's
+            # totals (the script has set it already, for this process too: cli/launch.py).
+            with shared_directory() if processes > 1 else nullcontext():
+                uvicorn.run(
+                    app,
+                    host=host,
+                    port=port,
+                    workers=processes,
+                    factory=processes > 1,
+                    log_config=None,
+                    log_level="info",
+                    access_log=settings.access_log,
+                )
+        finally:
+            container.close()
+            log.info("stopped: the worker and the projection runner have finished")
 
 
 MAX_SERVER_PROCESSES = 64

@@ -66,6 +66,10 @@ def test_serve_with_its_defaults(request: pytest.FixtureRequest, tmp_path: Path,
     assert len(lines) == 1 and '"psp authorize 1: captured"' in lines[0]  # one line, ours
     assert "POST /v1/checkouts" not in log  # no access log by default
     assert not list(tmp_path.glob("payments-metrics-*"))  # removed when stopped (SIGTERM)
+    # Stopped between steps, in one process as with several: SIGTERM ends in a clean exit
+    # after the worker and the projection runner have finished (not killed by the signal).
+    assert server.popen is not None and server.popen.returncode == 0
+    assert log.rstrip().endswith('"stopped: the worker and the projection runner have finished"}')
 
 
 def _cmdline(pid: int) -> str:
