@@ -80,6 +80,11 @@ class Tx(ABC):
     def _control(self, sql: str) -> None:
         self.execute(sql)
 
+    @abstractmethod
+    def cancel(self) -> None:
+        """Cancel the statement this transaction is running, from another thread (it then
+        raises there and the transaction rolls back); nothing if none is running."""
+
 
 class Database(ABC):
     """A connection source for read models, their positions and the event log."""
@@ -283,6 +288,9 @@ class _PostgresTx(Tx):
     def _control(self, sql: str) -> None:
         self.cursor.execute(sql, prepare=False)
 
+    def cancel(self) -> None:
+        self.cursor.connection.cancel_safe(timeout=CANCEL_TIMEOUT_S)
+
     def insert(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         # One multi-row statement per chunk, with PostgreSQL's own $n placeholders (psycopg
         # parses no %s): a third of executemany's client CPU, which sends and reads per row.
@@ -319,6 +327,8 @@ class _PostgresTx(Tx):
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 """What pg_export_snapshot() returns."""
 MAX_PARAMS = 20_000
+CANCEL_TIMEOUT_S = 5.0
+"""How long a cancel request may take to reach the server before it is given up."""
 """Parameters per multi-row statement (PostgreSQL allows 65535)."""
 
 
@@ -426,6 +436,9 @@ class _SQLiteTx(Tx):
     @property
     def rowcount(self) -> int:
         return self.cursor.rowcount
+
+    def cancel(self) -> None:
+        self.cursor.connection.interrupt()
 
 
 def array_text(values: Sequence[str]) -> str:

@@ -11,6 +11,8 @@ there. Each order is decoded and replayed once for all the read models, not once
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ CHUNK = 500
 INDEXING_THREADS = 2
 """Indexes built at once at the end of a build (more would queue for the database pool's
 connections, and the largest index takes about as long as the rest together)."""
+STOP_WAIT_S = 10.0
+"""How long an interrupted index step keeps cancelling the statements still running."""
 
 
 @dataclass
@@ -104,17 +108,38 @@ def index(db: Database, statements: Sequence[str], threads: int) -> None:
     at a time, the other cores idled through the end of every build). A build that fails
     after this leaves indexed copies, which the next rebuild drops like any other."""
 
+    running: set[Tx] = set()
+    stopping = threading.Event()
+
     def create(statement: str) -> None:
+        if stopping.is_set():
+            return
         with db.transaction() as tx:
-            tx.execute(statement)
+            running.add(tx)
+            try:
+                if not stopping.is_set():  # set before `running` was read: not cancelled
+                    tx.execute(statement)
+            finally:
+                running.discard(tx)
 
     threads = min(threads, db.connections)  # more would wait for a connection (10 s at most)
     if threads < 2:  # SQLite too: one connection per thread, one writer at a time
-        for statement in statements:
+        for statement in statements:  # Ctrl-C cancels the statement (psycopg, sqlite3)
             create(statement)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="index") as pool:
-        list(pool.map(create, statements))  # raises the first statement's error, if any
+        try:
+            list(pool.map(create, statements))  # raises the first statement's error, if any
+        except BaseException:
+            # Ctrl-C, or one failed: the others stop now rather than when their (perhaps
+            # long) CREATE INDEX ends, which the pool's shutdown would wait for.
+            stopping.set()
+            deadline = time.monotonic() + STOP_WAIT_S
+            while running and time.monotonic() < deadline:
+                for tx in list(running):  # again: a cancel may land before its statement
+                    tx.cancel()
+                time.sleep(0.05)
+            raise
 
 
 def build_slices(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -97,6 +98,23 @@ def test_indexes_built_side_by_side_are_all_there_and_a_failure_is_raised(
     assert set(names) <= indexes(container)
     with pytest.raises(Exception, match="no_such_table"):
         bulk.index(container.db, ["CREATE INDEX x4 ON no_such_table (x)"], threads=2)
+
+
+@pytest.mark.postgres
+def test_an_interrupted_index_step_cancels_the_statements_still_running(postgres_url: str) -> None:
+    """Ctrl-C or a failed statement stops the others at once, not when their CREATE INDEX
+    (minutes on a large store) would have ended; the pool's connections stay usable."""
+    db = open_database(Settings(database_url=postgres_url).event_store_env(), pool_size=2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception, match="division by zero"):
+            bulk.index(db, ["SELECT 1/0", "SELECT pg_sleep(60)"], threads=2)
+        assert time.monotonic() - started < 30  # the sleep was cancelled, not waited for
+        for _ in range(2):  # both connections
+            with db.transaction() as tx:
+                assert tx.execute("SELECT 1") == [(1,)]
+    finally:
+        db.close()
 
 
 def test_indexes_are_built_one_at_a_time_on_a_pool_of_one(
