@@ -23,7 +23,6 @@ from projections.catalog import NAMES
 from projections.log import EventLog, replay
 from projections.report import Report
 
-CHUNK = 500
 SLICES = 64
 """How many ranges of order ids a parallel audit splits the store into; each process takes
 the next free one, so a slow process or a late start costs no more than one slice."""
@@ -136,14 +135,15 @@ class Auditor:
     def _chunks(
         self, tx: Tx, report: Report, low: UUID | None, high: UUID | None
     ) -> Iterator[list[tuple[UUID, list[tuple[int, Any]]]]]:
-        """Orders in id order from `low` to before `high`, CHUNK at a time, each with its
+        """Orders in id order from `low` to before `high`, CHUNK_EVENTS at a time, each with its
         (position, event) history; an order with an event that does not decode is a
         violation, left out."""
         last: UUID | None = None
-        while ids := self.log.order_ids(tx, last, CHUNK, low=low, high=high):
-            last = ids[-1]
+        while True:
             broken: dict[UUID, str] = {}
-            histories = self.log.positioned_histories(tx, ids, broken)
+            histories, last = self.log.histories_after(tx, last, low=low, high=high, broken=broken)
+            if last is None:
+                return
             for order_id, error in broken.items():
                 report.violate("undecodable", order_id, error)
             yield list(histories.items())

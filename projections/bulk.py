@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.db import Database, Tx
@@ -28,8 +28,6 @@ from projections.ledger import LedgerProjection
 from projections.log import EventLog, position_column
 from projections.runner import apply_guarded
 
-CHUNK = 500
-"""Orders per transaction."""
 INDEXING_THREADS = 2
 """Indexes built at once at the end of a build (more would queue for the database pool's
 connections, and the largest index takes about as long as the rest together)."""
@@ -160,14 +158,16 @@ def build_slices(
     try:
         while (index := claim()) is not None:
             low, high = slice_bounds(index)
-            last = None
+            last: UUID | None = None
             while True:
                 with db.transaction() as tx:
-                    ids = event_log.order_ids(tx, last, CHUNK, low=low, high=high)
-                    applied = _build_chunk(tx, event_log, copies, ids, upto) if ids else 0
-                if not ids:
+                    broken: dict[UUID, str] = {}
+                    histories, last = event_log.histories_after(
+                        tx, last, low=low, high=high, broken=broken
+                    )
+                    applied = _build_chunk(tx, copies, histories, broken, upto)
+                if last is None:
                     break
-                last = ids[-1]
                 part.events += applied
                 if progress:
                     progress(applied)
@@ -179,10 +179,13 @@ def build_slices(
 
 
 def _build_chunk(
-    tx: Tx, event_log: EventLog, copies: Sequence[Projection], ids: list[UUID], upto: int
+    tx: Tx,
+    copies: Sequence[Projection],
+    histories: dict[UUID, list[tuple[int, Any]]],
+    broken: dict[UUID, str],
+    upto: int,
 ) -> int:
-    broken: dict[UUID, str] = {}
-    changes = event_log.whole_changes(tx, ids, upto, broken)
+    changes = EventLog.whole_changes(histories, upto, broken)
     for copy in copies:
         for order_id, error in broken.items():
             quarantine.add(tx, copy.position_name, str(order_id), upto, error)

@@ -23,6 +23,9 @@ from projections.documents import is_refund, order_json
 from projections.quarantine import describe
 
 LogRow = tuple[int, UUID, int]
+CHUNK_EVENTS = 2000
+"""Events read at a time when reading whole histories in order-id order (the audit and a
+rebuild): a few hundred orders."""
 
 
 class EventLog:
@@ -88,13 +91,14 @@ class EventLog:
                 broken[order_id] = describe(error)
         return changes
 
+    @staticmethod
     def whole_changes(
-        self, tx: Tx, order_ids: list[UUID], upto: int, broken: dict[UUID, str]
+        histories: dict[UUID, list[tuple[int, Any]]], upto: int, broken: dict[UUID, str]
     ) -> list[OrderChange]:
         """Each of these orders as of position `upto`, every one of its events up to there
-        new (a build from zero); an order that does not decode or replay goes to `broken`."""
+        new (a build from zero); an order that does not replay goes to `broken`."""
         changes = []
-        for order_id, history in self.positioned_histories(tx, order_ids, broken).items():
+        for order_id, history in histories.items():
             cut = [(p, e) for p, e in history if p <= upto]
             if not cut:
                 continue  # written after `upto`: the runner takes it from there
@@ -109,26 +113,39 @@ class EventLog:
         """Every event of one order, decoded."""
         return [e for _, e in self.positioned_histories(tx, [order_id]).get(order_id, [])]
 
-    def order_ids(
+    def histories_after(
         self,
         tx: Tx,
         after: UUID | None,
-        limit: int,
         *,
         low: UUID | None = None,
         high: UUID | None = None,
-    ) -> list[UUID]:
-        """Up to `limit` order ids in id order, after `after` (from the first when None),
-        at least `low` and below `high` where given."""
+        broken: dict[UUID, str],
+    ) -> tuple[dict[UUID, list[tuple[int, Any]]], UUID | None]:
+        """The whole (position, event) histories of the next orders in id order after
+        `after` (from the first when None), at least `low` and below `high` where given,
+        about CHUNK_EVENTS events' worth, read as one range of the events' primary key; and
+        the last order id they cover (None when there are no more). The order the limit cut
+        into is left to the next call, or read alone when it is the only one. An order with
+        an event that does not decode goes to `broken` instead."""
         bounds = {">": after, ">=": low, "<": high}
         given = {op: self._raw(value) for op, value in bounds.items() if value is not None}
         where = " AND ".join(f"originator_id {op} %s" for op in given) or "1 = 1"
-        rows = tx.execute(
-            f"SELECT DISTINCT originator_id FROM {self.db.events_table} WHERE {where} "  # noqa: S608
-            "ORDER BY originator_id LIMIT %s",
-            [*given.values(), limit],
+        sql = (
+            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {self.db.events_table} WHERE {where} "
+            "ORDER BY originator_id, originator_version LIMIT %s"
         )
-        return [_uuid(r[0]) for r in rows]
+        rows = tx.execute(sql, [*given.values(), CHUNK_EVENTS], binary=True)
+        if not rows:
+            return {}, None
+        if len(rows) == CHUNK_EVENTS:  # the last order may go on past the limit
+            cut = rows[-1][1]
+            whole = len(rows)
+            while whole and rows[whole - 1][1] == cut:
+                whole -= 1
+            rows = rows[:whole] if whole else self._history_rows(tx, [cut])
+        return self._decoded(rows, broken), _uuid(rows[-1][1])
 
     def positioned_histories(
         self, tx: Tx, order_ids: list[UUID], broken: dict[UUID, str] | None = None
@@ -136,14 +153,23 @@ class EventLog:
         """Every event of each order, decoded, with its position in the log. With `broken`,
         an event that does not decode is recorded there (order id -> error) and the rest of
         that order's history left out, instead of raising."""
-        fragment, params = self.db.in_list([self._raw(o) for o in order_ids])
+        return self._decoded(self._history_rows(tx, [self._raw(o) for o in order_ids]), broken)
+
+    def _history_rows(self, tx: Tx, raw_ids: list[Any]) -> list[Any]:
+        fragment, params = self.db.in_list(raw_ids)
         sql = (
             f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
             f"FROM {self.db.events_table} WHERE originator_id {fragment} "
             "ORDER BY originator_id, originator_version"
         )
+        return tx.execute(sql, params, binary=True)
+
+    def _decoded(
+        self, rows: list[Any], broken: dict[UUID, str] | None
+    ) -> dict[UUID, list[tuple[int, Any]]]:
+        """Each order's rows (in version order) as (position, event), by order id."""
         histories: dict[UUID, list[tuple[int, Any]]] = defaultdict(list)
-        for position, originator, version, topic, state in tx.execute(sql, params, binary=True):
+        for position, originator, version, topic, state in rows:
             order_id = _uuid(originator)
             if broken is not None and order_id in broken:
                 continue

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+import projections.log
 from adapters.db import Tx, open_database
 from bootstrap.audit_pool import BuildPool, builders_for
 from bootstrap.composition import Container
@@ -220,6 +222,45 @@ def test_a_rebuild_equals_the_incrementally_built_model(
     )
     container.runner.catch_up()
     assert audit(container).ok  # the swapped-in tables keep being maintained
+
+
+def test_histories_read_by_range_give_every_order_once_and_whole(
+    container: Container, simulator: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit and a rebuild read whole histories a range of events at a time; the limit
+    cuts into an order's history, which the next read must start with (or read alone when
+    it is longer than the limit), and nothing may be read twice or missed."""
+    workload(container, simulator)
+    container.runner.catch_up()
+    db, log = container.db, container.runner.log
+    with db.read() as tx:
+        raw = tx.execute(f"SELECT DISTINCT originator_id FROM {db.events_table}")  # noqa: S608
+        ids = [r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(r[0]) for r in raw]
+        expected = log.positioned_histories(tx, ids)
+        total = events_after(db, tx, 0)
+
+    def versions(histories: dict[Any, list[tuple[int, Any]]]) -> dict[Any, list[Any]]:
+        return {k: [(p, e.originator_version, type(e)) for p, e in h] for k, h in histories.items()}
+
+    monkeypatch.setattr(projections.log, "CHUNK_EVENTS", 3)
+    assert max(len(h) for h in expected.values()) > 3  # one order is read alone
+    seen: dict[Any, list[tuple[int, Any]]] = {}
+    last = None
+    with db.read() as tx:
+        while True:
+            histories, last = log.histories_after(tx, last, broken={})
+            if last is None:
+                break
+            assert histories and not set(histories) & set(seen)
+            seen |= histories
+    assert versions(seen) == versions(expected)
+    report = audit(container)
+    assert report.ok and report.events == total
+    before = tables(container)
+    timing = container.app.config.timing
+    pairs = list(zip(all_projections(timing), all_projections(timing, SUFFIX), strict=True))
+    assert rebuild_all(db, log, pairs) == total
+    assert tables(container) == before
 
 
 class HelpersOnly:
