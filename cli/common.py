@@ -71,8 +71,9 @@ def exiting_on_sigterm() -> Iterator[None]:
     does through KeyboardInterrupt. `serve` in one process needs it: uvicorn answers SIGTERM
     itself (stops accepting, finishes the requests in flight), then raises the signal again
     for the handler it found; by default that killed the process, so `container.close()`
-    never stopped the worker and the projection runner between steps. A second SIGTERM,
-    while closing, has the handler that was there before (the default: it kills)."""
+    never stopped the worker and the projection runner between steps. The handler that was
+    there before is back once the block ends, and after a first SIGTERM inside it (uvicorn's
+    supervisor, with `--workers N`, replaces it and never puts it back)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -69,16 +69,18 @@ def serve(
     recovery worker and the projection runner unless they run as their own processes."""
     settings = _checked_for_serving(load_settings(), host)
     processes = server_processes(workers, settings)
-    with exiting_on_sigterm():  # one process: uvicorn hands SIGTERM back after draining
-        run_migrations(settings)
-        settings = _with_public_url(_with_psp(settings, host, port), host, port)
-        container = build(settings)
-        serve_metrics(container, metrics_port, metrics_host)  # this process's worker, runner
-        if projections:
-            container.start_projections(listen_to_database=processes > 1)
-        if worker:
-            container.start_worker()
-        try:
+    run_migrations(settings)
+    settings = _with_public_url(_with_psp(settings, host, port), host, port)
+    container = build(settings)
+    try:
+        # SIGTERM ends this block through its `finally`s (in one process uvicorn drains, then
+        # hands the signal back); while closing, the handler from before is back.
+        with exiting_on_sigterm():
+            serve_metrics(container, metrics_port, metrics_host)  # this process's roles
+            if projections:
+                container.start_projections(listen_to_database=processes > 1)
+            if worker:
+                container.start_worker()
             app = "api.asgi:create" if processes > 1 else create_app(container)
             runtime.settle_heap()  # here, or in each child (api.asgi)
             # Children count into one directory, so a scrape of any gives every child's
@@ -94,9 +96,9 @@ def serve(
                     log_level="info",
                     access_log=settings.access_log,
                 )
-        finally:
-            container.close()
-            log.info("stopped: the worker and the projection runner have finished")
+    finally:
+        container.close()
+        log.info("stopped: the worker and the projection runner have finished")
 
 
 MAX_SERVER_PROCESSES = 64
