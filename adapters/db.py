@@ -327,9 +327,9 @@ class _PostgresTx(Tx):
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 """What pg_export_snapshot() returns."""
 MAX_PARAMS = 20_000
+"""Parameters per multi-row statement (PostgreSQL allows 65535)."""
 CANCEL_TIMEOUT_S = 5.0
 """How long a cancel request may take to reach the server before it is given up."""
-"""Parameters per multi-row statement (PostgreSQL allows 65535)."""
 
 
 @functools.lru_cache(maxsize=256)

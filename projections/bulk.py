@@ -11,10 +11,11 @@ there. Each order is decoded and replayed once for all the read models, not once
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -28,6 +29,7 @@ from projections.ledger import LedgerProjection
 from projections.log import EventLog, position_column
 from projections.runner import apply_guarded
 
+log = logging.getLogger("payments.projections")
 INDEXING_THREADS = 2
 """Indexes built at once at the end of a build (more would queue for the database pool's
 connections, and the largest index takes about as long as the rest together)."""
@@ -105,39 +107,60 @@ def index(db: Database, statements: Sequence[str], threads: int) -> None:
     on PostgreSQL (each on its own connection, so the server builds them side by side; one
     at a time, the other cores idled through the end of every build). A build that fails
     after this leaves indexed copies, which the next rebuild drops like any other."""
-
+    threads = min(threads, db.connections)  # more would wait for a connection (10 s at most)
+    if threads < 2:  # SQLite too: one connection per thread, one writer at a time
+        for statement in statements:  # on Ctrl-C, psycopg cancels the statement running
+            with db.transaction() as tx:
+                tx.execute(statement)
+        return
     running: set[Tx] = set()
+    guard = threading.Lock()
     stopping = threading.Event()
 
     def create(statement: str) -> None:
-        if stopping.is_set():
-            return
         with db.transaction() as tx:
-            running.add(tx)
+            with guard:
+                if stopping.is_set():
+                    return
+                running.add(tx)
             try:
-                if not stopping.is_set():  # set before `running` was read: not cancelled
-                    tx.execute(statement)
+                tx.execute(statement)
             finally:
-                running.discard(tx)
+                with guard:
+                    running.discard(tx)
 
-    threads = min(threads, db.connections)  # more would wait for a connection (10 s at most)
-    if threads < 2:  # SQLite too: one connection per thread, one writer at a time
-        for statement in statements:  # Ctrl-C cancels the statement (psycopg, sqlite3)
-            create(statement)
-        return
     with ThreadPoolExecutor(threads, thread_name_prefix="index") as pool:
+        futures = [pool.submit(create, statement) for statement in statements]
         try:
-            list(pool.map(create, statements))  # raises the first statement's error, if any
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:  # the first failure in the statements' order
+                if future in done and (error := future.exception()) is not None:
+                    raise error
         except BaseException:
             # Ctrl-C, or one failed: the others stop now rather than when their (perhaps
             # long) CREATE INDEX ends, which the pool's shutdown would wait for.
             stopping.set()
-            deadline = time.monotonic() + STOP_WAIT_S
-            while running and time.monotonic() < deadline:
-                for tx in list(running):  # again: a cancel may land before its statement
-                    tx.cancel()
-                time.sleep(0.05)
+            for future in futures:
+                future.cancel()  # those not started
+            _cancel(running, guard)
             raise
+
+
+def _cancel(running: set[Tx], guard: threading.Lock) -> None:
+    """Cancel the statements still running, again every half second until they have
+    ended (a cancel that reaches the server before its statement is lost), for at most
+    STOP_WAIT_S; a cancel that fails is logged, not raised over the error being handled."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        with guard:
+            if not running:
+                return
+            for tx in running:
+                try:
+                    tx.cancel()
+                except Exception as error:  # the error being handled matters more
+                    log.warning("could not cancel an index build: %s", error)
+        time.sleep(0.5)
 
 
 def build_slices(

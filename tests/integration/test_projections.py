@@ -18,7 +18,7 @@ from bootstrap.composition import Container
 from bootstrap.settings import Settings
 from domain.cart import Checkout, LineItem
 from projections import bulk, quarantine
-from projections.audit import Auditor
+from projections.audit import SLICES, Auditor, slice_bounds
 from projections.base import OrderChange, Projection
 from projections.bulk import Part
 from projections.catalog import all_projections, create_tables
@@ -103,18 +103,63 @@ def test_indexes_built_side_by_side_are_all_there_and_a_failure_is_raised(
 
 
 @pytest.mark.postgres
-def test_an_interrupted_index_step_cancels_the_statements_still_running(postgres_url: str) -> None:
+@pytest.mark.parametrize("failing_first", [True, False])
+def test_an_interrupted_index_step_cancels_the_statements_still_running(
+    postgres_url: str, failing_first: bool
+) -> None:
     """Ctrl-C or a failed statement stops the others at once, not when their CREATE INDEX
-    (minutes on a large store) would have ended; the pool's connections stay usable."""
+    (minutes on a large store) would have ended, whichever comes first in the list; the
+    statements not started never start; the pool's connections stay usable."""
     db = open_database(Settings(database_url=postgres_url).event_store_env(), pool_size=2)
+    fails, sleeps = "SELECT 1/0", "SELECT pg_sleep(60)"
+    later = "CREATE TABLE never_made (x int)"
     try:
         started = time.monotonic()
         with pytest.raises(Exception, match="division by zero"):
-            bulk.index(db, ["SELECT 1/0", "SELECT pg_sleep(60)"], threads=2)
+            bulk.index(db, [fails, sleeps, later] if failing_first else [sleeps, fails, later], 2)
         assert time.monotonic() - started < 30  # the sleep was cancelled, not waited for
         for _ in range(2):  # both connections
             with db.transaction() as tx:
-                assert tx.execute("SELECT 1") == [(1,)]
+                assert tx.execute("SELECT to_regclass('never_made')") == [(None,)]
+    finally:
+        db.close()
+
+
+def test_a_transaction_cancelled_from_another_thread_stops_its_statement(
+    database_url: str,
+) -> None:
+    db = open_database(Settings(database_url=database_url).event_store_env(), pool_size=2)
+    endless = (  # minutes of work on either store
+        "SELECT pg_sleep(60)"
+        if db.dialect == "postgres"
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT count(*) FROM c"
+    )
+    errors: list[BaseException] = []
+    opened = threading.Event()
+    holder: list[Tx] = []
+
+    def run() -> None:
+        try:
+            with db.transaction() as tx:
+                holder.append(tx)
+                opened.set()
+                tx.execute(endless)
+        except Exception as error:
+            errors.append(error)
+
+    try:
+        thread = threading.Thread(target=run)
+        started = time.monotonic()
+        thread.start()
+        assert opened.wait(10)
+        while thread.is_alive() and time.monotonic() - started < 30:
+            holder[0].cancel()  # again until it lands on the running statement
+            thread.join(0.5)
+        assert not thread.is_alive() and len(errors) == 1
+        assert "cancel" in str(errors[0]).lower() or "interrupt" in str(errors[0]).lower()
+        with db.transaction() as tx:
+            assert tx.execute("SELECT 1") == [(1,)]
     finally:
         db.close()
 
@@ -254,6 +299,21 @@ def test_histories_read_by_range_give_every_order_once_and_whole(
             assert histories and not set(histories) & set(seen)
             seen |= histories
     assert versions(seen) == versions(expected)
+    sliced: dict[Any, list[tuple[int, Any]]] = {}
+    with db.read() as tx:  # as the processes of a parallel audit or rebuild read
+        for index in range(SLICES):
+            low, high = slice_bounds(index)
+            last = None
+            while True:
+                histories, last = log.histories_after(tx, last, low=low, high=high, broken={})
+                if last is None:
+                    break
+                assert not set(histories) & set(sliced)
+                assert all(
+                    (low is None or k >= low) and (high is None or k < high) for k in histories
+                )
+                sliced |= histories
+    assert versions(sliced) == versions(expected)
     report = audit(container)
     assert report.ok and report.events == total
     before = tables(container)
