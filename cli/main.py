@@ -9,7 +9,8 @@ import os
 import secrets
 import socket
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Annotated, Literal
 
 import typer
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap import logs, runtime
-from bootstrap.composition import build
+from bootstrap.composition import Container, build
 from bootstrap.migrate import migrate as run_migrations
 from bootstrap.settings import Settings
 from bootstrap.shared_counters import shared_directory
@@ -70,35 +71,52 @@ def serve(
     settings = _checked_for_serving(load_settings(), host)
     processes = server_processes(workers, settings)
     run_migrations(settings)
-    settings = _with_public_url(_with_psp(settings, host, port), host, port)
-    container = build(settings)
     try:
-        # SIGTERM ends this block through its `finally`s (in one process uvicorn drains, then
-        # hands the signal back); while closing, the handler from before is back.
-        with exiting_on_sigterm():
-            serve_metrics(container, metrics_port, metrics_host)  # this process's roles
-            if projections:
-                container.start_projections(listen_to_database=processes > 1)
-            if worker:
-                container.start_worker()
-            app = "api.asgi:create" if processes > 1 else create_app(container)
-            runtime.settle_heap()  # here, or in each child (api.asgi)
-            # Children count into one directory, so a scrape of any gives every child's
-            # totals (the script has set it already, for this process too: cli/launch.py).
-            with shared_directory() if processes > 1 else nullcontext():
-                uvicorn.run(
-                    app,
-                    host=host,
-                    port=port,
-                    workers=processes,
-                    factory=processes > 1,
-                    log_config=None,
-                    log_level="info",
-                    access_log=settings.access_log,
-                )
+        with _with_psp(settings, host, port) as with_psp:  # the simulator stops last
+            settings = _with_public_url(with_psp, host, port)
+            container = build(settings)
+            try:
+                # SIGTERM ends this block through its `finally`s (in one process uvicorn
+                # drains, then hands the signal back); while closing, the one from before
+                # is back.
+                with exiting_on_sigterm():
+                    serve_metrics(container, metrics_port, metrics_host)  # worker, runner
+                    _run_server(container, settings, host, port, processes, worker, projections)
+            finally:
+                container.close()
     finally:
-        container.close()
         log.info("stopped: the worker and the projection runner have finished")
+
+
+def _run_server(
+    container: Container,
+    settings: Settings,
+    host: str,
+    port: int,
+    processes: int,
+    worker: bool,
+    projections: bool,
+) -> None:
+    """Start this process's roles, then serve HTTP until uvicorn stops."""
+    if projections:
+        container.start_projections(listen_to_database=processes > 1)
+    if worker:
+        container.start_worker()
+    app = "api.asgi:create" if processes > 1 else create_app(container)
+    runtime.settle_heap()  # here, or in each child (api.asgi)
+    # Children count into one directory, so a scrape of any gives every child's totals (the
+    # script has set it already, for this process too: cli/launch.py).
+    with shared_directory() if processes > 1 else nullcontext():
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            workers=processes,
+            factory=processes > 1,
+            log_config=None,
+            log_level="info",
+            access_log=settings.access_log,
+        )
 
 
 MAX_SERVER_PROCESSES = 64
@@ -119,19 +137,27 @@ def server_processes(workers: str, settings: Settings) -> int:
     return count
 
 
-def _with_psp(settings: Settings, host: str, port: int) -> Settings:
-    """Without PAYMENTS_PSP_URL, start the simulator in this process and point at it (and
-    export both, so `--workers` children use the same simulator and webhook secret)."""
+@contextmanager
+def _with_psp(settings: Settings, host: str, port: int) -> Iterator[Settings]:
+    """Without PAYMENTS_PSP_URL, run the simulator in this process and point at it (and
+    export both, so `--workers` children use the same simulator and webhook secret); it
+    stops when the block ends. Left running, its uvicorn thread crashed the interpreter's
+    exit now and then (SIGSEGV after a clean stop: 1 in 15-25 stops on a busy machine)."""
     if settings.psp_url or settings.psp == "stripe":
-        return settings
+        yield settings
+        return
     secret = settings.webhook_secret.get_secret_value() or secrets.token_urlsafe(32)
     webhook_url = f"http://{_loopback(host)}:{port}/v1/webhooks/psp"
     simulator = ThreadedServer(create_simulator(webhook_url, secret)).start()
-    log.warning("PSP simulator running in-process at %s", simulator.url)
-    os.environ["PAYMENTS_PSP_URL"], os.environ["PAYMENTS_WEBHOOK_SECRET"] = simulator.url, secret
-    return settings.model_copy(
-        update={"psp_url": simulator.url, "webhook_secret": SecretStr(secret)}
-    )
+    try:
+        log.warning("PSP simulator running in-process at %s", simulator.url)
+        os.environ["PAYMENTS_PSP_URL"] = simulator.url
+        os.environ["PAYMENTS_WEBHOOK_SECRET"] = secret
+        yield settings.model_copy(
+            update={"psp_url": simulator.url, "webhook_secret": SecretStr(secret)}
+        )
+    finally:
+        simulator.stop()
 
 
 def _with_public_url(settings: Settings, host: str, port: int) -> Settings:

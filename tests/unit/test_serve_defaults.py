@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import typer
 
 from bootstrap import runtime
 from bootstrap.settings import Settings
-from cli.main import MAX_SERVER_PROCESSES, server_processes
+from cli.main import MAX_SERVER_PROCESSES, _with_psp, server_processes
 
 POSTGRES = Settings(database_url="postgresql://postgres@127.0.0.1:5432/payments")
 SQLITE = Settings(database_url="sqlite:///payments.db")
@@ -79,3 +81,19 @@ def test_a_batch_job_that_fails_leaves_the_heap_as_it_was() -> None:
         raise RuntimeError("the audit failed")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == frozen
+
+
+def test_the_in_process_simulator_stops_with_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left running, its uvicorn thread now and then crashed the interpreter's exit after a
+    clean stop (SIGSEGV, 1 in 15-25 stops of `serve` on a busy machine)."""
+    monkeypatch.delenv("PAYMENTS_PSP_URL", raising=False)
+    monkeypatch.delenv("PAYMENTS_WEBHOOK_SECRET", raising=False)
+    before = set(threading.enumerate())
+    with _with_psp(Settings(), "127.0.0.1", 9123) as settings:
+        assert settings.psp_url is not None
+        assert httpx.get(f"{settings.psp_url}/healthz").status_code == 200
+        started = set(threading.enumerate()) - before
+        assert [thread.name for thread in started] == ["uvicorn"]
+    assert not any(thread.is_alive() for thread in started)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{settings.psp_url}/healthz")
