@@ -8,6 +8,7 @@ CI (CI=1, as .ci/run sets) and are skipped, loudly, elsewhere.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator
@@ -114,3 +115,18 @@ def localstripe() -> Iterator[LocalStripe]:
     server = start_localstripe(free_port())
     yield server
     server.stop()
+
+
+@pytest.fixture
+def many_connections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For a test that holds tens of PostgreSQL connections at once (the bench's smoke run:
+    up to 53; a chaos storm: up to 49): one such test at a time across the suite's workers,
+    so that together they stay under the server's default limit of 100. Two at once went
+    past it, and the storm's processes could not connect."""
+    shared = tmp_path_factory.getbasetemp().parent  # the run's, shared by its workers
+    with open(shared / "many-connections.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ADMIN_URL
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("many_connections")]
 ROOT = Path(__file__).parents[2]
 
 

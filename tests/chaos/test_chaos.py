@@ -6,7 +6,7 @@ import pytest
 
 from chaos.harness import run
 
-pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
+pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.usefixtures("many_connections")]
 
 
 def test_a_seeded_storm_loses_nothing_and_charges_nothing_twice(postgres_database: str) -> None:
