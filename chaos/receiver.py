@@ -4,7 +4,9 @@
 package and keeps the verified events in memory. `PUT /_control` sets the endpoint secret
 and a script of misbehaviours for the next deliveries ("fail": 500, "hang": answer after
 `hang_s`, "slow": after 0.2 s, "down": drop the connection); `GET /_control` reports what it
-received (in arrival order) and how many deliveries did not verify.
+received (in arrival order) and how many deliveries did not verify. Until it has a secret it
+answers 503 (a receiver being set up), so a delivery that arrives between the endpoint's
+creation and the secret reaching it is retried, not counted as failing verification.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Receiver:
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
+        if not self.secret:  # not configured yet (its endpoint is being created): try later
+            return Response(status_code=503)
         mode = self.script.pop(0) if self.script else "ok"
         if mode in ("hang", "slow"):
             await asyncio.sleep(self.hang_s if mode == "hang" else 0.2)
