@@ -94,13 +94,14 @@ def test(args: list[str]) -> None:
 
 
 def _workers(args: list[str]) -> list[str]:
-    """One pytest worker per core (at most four), each taking whole files, so that module
-    fixtures (a stack of processes, a browser) start once; `-n 0`, `-p no:xdist`, `--pdb`
-    or `--trace` run in one process."""
+    """One pytest worker per core, at most two (each holds up to about 50 PostgreSQL
+    connections at its peak, and a server's default limit is 100), each taking whole files,
+    so that module fixtures (a stack of processes, a browser) start once; `-n 0`,
+    `-p no:xdist`, `--pdb` or `--trace` run in one process."""
     alone = ("-n", "--numprocesses", "--pdb", "--trace")  # the debugger needs one process
     if any(a.endswith("no:xdist") or a.startswith(alone) for a in args):
         return []
-    return ["--numprocesses", "auto", "--maxprocesses", "4", "--dist", "loadfile"]
+    return ["--numprocesses", "auto", "--maxprocesses", "2", "--dist", "loadfile"]
 
 
 def bench(args: list[str]) -> None:
