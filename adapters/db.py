@@ -225,7 +225,7 @@ class PostgresDatabase(Database):
 
     async def open_async(self) -> None:
         """Open a pool for `one_async` in the running event loop (an ASGI app's startup)."""
-        await self._async.open(**self._async_args, min_size=1, max_size=4)
+        await self._async.open(**self._async_args, min_size=1, max_size=LOOP_READS)
 
     async def close_async(self) -> None:
         await self._async.close()
@@ -328,6 +328,8 @@ SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 """What pg_export_snapshot() returns."""
 MAX_PARAMS = 20_000
 """Parameters per multi-row statement (PostgreSQL allows 65535)."""
+LOOP_READS = 4
+"""Connections for `one_async` on a server process's event loop."""
 CANCEL_TIMEOUT_S = 5.0
 """How long a cancel request may take to reach the server before it is given up."""
 

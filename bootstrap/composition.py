@@ -154,7 +154,7 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
         psp = MeteredPSP(connector(settings, psp_url), metrics.psp_calls, metrics.psp_seconds)
     app = open_app(settings, psp)
     app.failpoint = failpoints.killer(failpoints.parse(settings.failpoints))
-    db = open_database(env, pool_size=max(2, settings.db_pool_size // 2))
+    db = open_database(env, pool_size=read_side_pool(settings))
     runner = ProjectionRunner(db, EventLog(db, app.mapper), all_projections(config.timing))
     metrics.watch(db, runner)
     worker = RecoveryWorker(
@@ -183,3 +183,9 @@ def _outbound_policy(settings: Settings) -> OutboundPolicy:
         give_up_after_s=settings.outbound_give_up_after_s,
         timeout_s=settings.outbound_timeout_s,
     )
+
+
+def read_side_pool(settings: Settings) -> int:
+    """Connections for a process's read side (projections, status reads, the worker's
+    queue): half the event store's."""
+    return max(2, settings.db_pool_size // 2)

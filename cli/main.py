@@ -17,10 +17,11 @@ import typer
 import uvicorn
 from pydantic import SecretStr
 
-from api.main import create_app
+from adapters.db import LOOP_READS, open_database
+from api.main import ASYNC_WRITERS, create_app
 from api.threaded_server import ThreadedServer
 from bootstrap import logs, runtime
-from bootstrap.composition import Container, build
+from bootstrap.composition import Container, build, read_side_pool
 from bootstrap.migrate import migrate as run_migrations
 from bootstrap.settings import Settings
 from bootstrap.shared_counters import shared_directory
@@ -71,6 +72,7 @@ def serve(
     settings = _checked_for_serving(load_settings(), host)
     processes = server_processes(workers, settings)
     run_migrations(settings)
+    _check_connections(settings, processes)
     try:
         with _with_psp(settings, host, port) as with_psp:  # the simulator stops last
             settings = _with_public_url(with_psp, host, port)
@@ -116,6 +118,44 @@ def _run_server(
             log_config=None,
             log_level="info",
             access_log=settings.access_log,
+        )
+
+
+def connections_needed(settings: Settings, processes: int) -> int:
+    """The most PostgreSQL connections `serve` with `processes` HTTP processes may hold: each
+    HTTP process's event store (DB_POOL_SIZE), read side, and event loop (reads and the
+    checkouts' writes); with several, the parent's event store and read side again (its
+    worker and projection runner) and the runner's listener."""
+    stores = settings.db_pool_size + read_side_pool(settings)
+    http = stores + LOOP_READS + ASYNC_WRITERS
+    return http * processes + (stores + 1 if processes > 1 else 0)
+
+
+def _check_connections(settings: Settings, processes: int) -> None:
+    """Warn when `serve` may need more connections than the PostgreSQL server gives an
+    ordinary user: past that, the server refuses them under load."""
+    env = settings.event_store_env()
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        return
+    db = open_database(env, pool_size=1)
+    try:
+        sql = (
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+        allowed = int(db.one(sql)[0][0])
+    finally:
+        db.close()
+    needed = connections_needed(settings, processes)
+    if needed > allowed:
+        log.warning(
+            "serve may open up to %d PostgreSQL connections (%d HTTP processes, "
+            "PAYMENTS_DB_POOL_SIZE=%d) and the server allows %d: lower PAYMENTS_DB_POOL_SIZE "
+            "or --workers, or raise max_connections (docs/runbook.md)",
+            needed,
+            processes,
+            settings.db_pool_size,
+            allowed,
         )
 
 
