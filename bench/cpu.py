@@ -22,7 +22,7 @@ def processes() -> dict[int, tuple[int, float, str]]:
         except OSError:
             continue  # gone meanwhile
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
+        fields = _fields(stat)
         found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, name)
     return found
 
@@ -30,11 +30,16 @@ def processes() -> dict[int, tuple[int, float, str]]:
 def reaped(pid: int) -> float:
     """CPU seconds of the ended children `pid` has waited for (0 if it is gone)."""
     try:
-        stat = (Path("/proc") / str(pid) / "stat").read_text()
+        fields = _fields((Path("/proc") / str(pid) / "stat").read_text())
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[13]) + int(fields[14])) / TICK
+
+
+def _fields(stat: str) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (which may hold spaces): the state
+    first, then the parent pid, ..., utime at 11, stime, cutime, cstime."""
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def snapshot(roots: dict[str, list[int]]) -> dict[str, float]:

@@ -67,8 +67,9 @@ def shared_directory() -> Iterator[str]:
 
 def _removing(directory: str) -> Callable[[int, FrameType | None], None]:
     """A SIGTERM handler that removes `directory`, then ends the process by the signal as
-    before. uvicorn answers SIGTERM itself, then raises it again for the handler it found
-    (this one) instead of returning; without it, every stop would leave the directory."""
+    before: for a SIGTERM outside `serve`'s own handler (cli/common.exiting_on_sigterm,
+    which ends the process through the `finally` below), that is while it starts, or a
+    second one while it closes; without it, such a stop would leave the directory."""
 
     def handler(signum: int, _: FrameType | None) -> None:
         shutil.rmtree(directory, ignore_errors=True)

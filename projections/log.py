@@ -36,6 +36,10 @@ class EventLog:
         self.mapper = mapper
         sqlite = db.dialect == "sqlite"
         self._position = position_column(db)
+        self._history_select = (  # what `_decoded` takes, in the order it takes it
+            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {db.events_table}"
+        )
         self._hex_ids = sqlite
         # SQLite commits one writer at a time, in position order: every row is settled.
         settled = "1" if sqlite else f"notification_id < {settled_below_sql(db.events_table)}"
@@ -132,8 +136,7 @@ class EventLog:
         given = {op: self._raw(value) for op, value in bounds.items() if value is not None}
         where = " AND ".join(f"originator_id {op} %s" for op in given) or "1 = 1"
         sql = (
-            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {self.db.events_table} WHERE {where} "
+            f"{self._history_select} WHERE {where} "
             "ORDER BY originator_id, originator_version LIMIT %s"
         )
         rows = tx.execute(sql, [*given.values(), CHUNK_EVENTS], binary=True)
@@ -158,8 +161,7 @@ class EventLog:
     def _history_rows(self, tx: Tx, raw_ids: list[Any]) -> list[Any]:
         fragment, params = self.db.in_list(raw_ids)
         sql = (
-            f"SELECT {self._position}, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {self.db.events_table} WHERE originator_id {fragment} "
+            f"{self._history_select} WHERE originator_id {fragment} "
             "ORDER BY originator_id, originator_version"
         )
         return tx.execute(sql, params, binary=True)
