@@ -125,6 +125,9 @@ def index(db: Database, statements: Sequence[str], threads: int) -> None:
                 running.add(tx)
             try:
                 tx.execute(statement)
+            except BaseException:
+                stopping.set()  # now, not when the main thread wakes: this thread is free
+                raise  # to take the next statement at once
             finally:
                 with guard:
                     running.discard(tx)
