@@ -44,6 +44,8 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     ):
         assert results[figure]["per_second"] > 0, figure
     assert results["audit"]["ok"] is True
+    (only,) = results["store_rounds"]  # a smoke run measures one round: the figures are its own
+    assert all(only[name] == results[name] for name in ("catch_up", "library_runner", "audit"))
     for run in (results["checkouts"][0], *results["side_by_side"]):
         assert run["cpu_us_per_checkout"]["api"] > 0
         assert run["cpu_us_per_checkout"]["postgres"] > 0
