@@ -111,10 +111,10 @@ def _measure(
         for script, clients in (
             ("checkout_raw", best["connections"]),
             ("checkout_ours", best["connections"]),
-            ("insert_ours", WRITE_CLIENTS_SMOKE if options.smoke else WRITE_CLIENTS),
-            ("insert_locked", WRITE_CLIENTS_SMOKE if options.smoke else WRITE_CLIENTS),
         )
     }
+    ceiling, results["write_rounds"] = _write_ceiling(stack.database_url, options.smoke, seconds)
+    results["pgbench"] |= ceiling
     ids = _order_ids(db)
     with tempfile.NamedTemporaryFile("w", suffix=".ids") as ids_file:
         ids_file.write("\n".join(ids))
@@ -130,6 +130,36 @@ def _measure(
         results |= _store_rates(settings, options.smoke)
     results["ratios"] = _ratios(results)
     return results
+
+
+WRITE_ROUNDS = 2
+WRITE_SCRIPTS = ("insert_ours", "insert_locked")
+
+
+def _write_ceiling(
+    url: str, smoke: bool, seconds: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The write ceiling's two inserts in WRITE_ROUNDS rounds of half a phase each (one
+    round of a whole phase in a smoke run), ours first in odd rounds and the locking one in
+    even ones: each figure is the mean of its rounds' rates (equal lengths: all the rounds'
+    transactions over their time). Also the rounds."""
+    clients = WRITE_CLIENTS_SMOKE if smoke else WRITE_CLIENTS
+    length = seconds if smoke else max(1.0, seconds / WRITE_ROUNDS)
+    rounds: list[dict[str, Any]] = []
+    for n in range(1 if smoke else WRITE_ROUNDS):
+        found: dict[str, Any] = {"round": n + 1}
+        for script in WRITE_SCRIPTS if n % 2 == 0 else WRITE_SCRIPTS[::-1]:
+            rate, used = baselines.pgbench(url, script, clients, length)
+            found[script] = {"per_second": round(rate, 1), "clients": used}
+        rounds.append(found)
+    figures = {
+        script: {
+            "per_second": round(statistics.fmean(r[script]["per_second"] for r in rounds), 1),
+            "clients": min(r[script]["clients"] for r in rounds),
+        }
+        for script in WRITE_SCRIPTS
+    }
+    return figures, rounds
 
 
 STORE_ROUNDS = 3
@@ -409,7 +439,13 @@ def table(r: dict[str, Any]) -> str:
         ("library read-and-decode", r["raw_decode"]["per_second"], "events/s"),
     ]
     lines += [f"{label + ':':<44} {value:>9} {unit}" for label, value, unit in rates]
-    lines += _store_round_lines(r.get("store_rounds", []))
+    lines += _round_lines("insert/s", r.get("write_rounds", []), WRITE_SCRIPTS, ("ours", "locking"))
+    lines += _round_lines(
+        "events/s",
+        r.get("store_rounds", []),
+        STORE_FIGURES,
+        ("catch-up", "runner", "audit", "decode"),
+    )
     targets = {
         "checkouts_vs_pgbench": 0.2,
         "write_ceiling_vs_locked_insert": 3,
@@ -427,15 +463,16 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _store_round_lines(rounds: list[dict[str, Any]]) -> list[str]:
-    """Each round of the catch-up and audit figures above (which are their sums)."""
+def _round_lines(
+    unit: str, rounds: list[dict[str, Any]], figures: Sequence[str], labels: Sequence[str]
+) -> list[str]:
+    """Each round of figures measured in rounds (the lines above give them over all rounds)."""
     if len(rounds) < 2:
         return []
-    header = ("round", "catch-up", "runner", "audit", "decode")
-    lines = ["  events/s by round (the figures above are the rounds' sums)", _cells(header)]
+    lines = [f"  {unit} by round (the figures above: all the rounds together)"]
+    lines.append(_cells(("round", *labels)))
     for r in rounds:
-        cells = [r[name]["per_second"] for name in STORE_FIGURES]
-        lines.append(_cells((r["round"], *cells)))
+        lines.append(_cells((r["round"], *(r[name]["per_second"] for name in figures))))
     return lines
 
 

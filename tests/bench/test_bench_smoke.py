@@ -44,8 +44,14 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
     ):
         assert results[figure]["per_second"] > 0, figure
     assert results["audit"]["ok"] is True
+    (write,) = results["write_rounds"]
+    assert all(write[s] == results["pgbench"][s] for s in ("insert_ours", "insert_locked"))
     (only,) = results["store_rounds"]  # a smoke run measures one round: the figures are its own
-    assert all(only[name] == results[name] for name in ("catch_up", "library_runner", "audit"))
+    for name in ("catch_up", "library_runner", "audit", "raw_decode"):
+        assert (only[name]["events"], only[name]["seconds"]) == (
+            results[name]["events"],
+            results[name]["seconds"],
+        ), name
     for run in (results["checkouts"][0], *results["side_by_side"]):
         assert run["cpu_us_per_checkout"]["api"] > 0
         assert run["cpu_us_per_checkout"]["postgres"] > 0

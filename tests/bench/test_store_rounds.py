@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from bench import library
-from bench.__main__ import _store_round_lines, summed_rounds
+from bench.__main__ import STORE_FIGURES, _round_lines, summed_rounds
 from bootstrap.composition import build
 from bootstrap.migrate import migrate
 from bootstrap.settings import Settings
@@ -38,12 +38,13 @@ def test_store_figures_are_the_rounds_events_over_their_seconds() -> None:
 
 
 def test_the_table_shows_each_round_when_there_are_several() -> None:
-    lines = _store_round_lines([_round(1, 2.0), _round(2, 3.0)])
+    lines = _round_lines("events/s", [_round(1, 2.0), _round(2, 3.0)], STORE_FIGURES, "abcd")
 
     assert len(lines) == 4
     assert lines[2].split() == ["1", "30000", "1500", "30000", "30000"]
     assert lines[3].split() == ["2", "20000", "1500", "20000", "20000"]
-    assert _store_round_lines([_round(1, 2.0)]) == []  # the smoke run's one round: the sums
+    assert lines[1].split() == ["round", "a", "b", "c", "d"]
+    assert _round_lines("events/s", [_round(1, 2.0)], STORE_FIGURES, "abcd") == []  # smoke: one
 
 
 @pytest.mark.postgres
