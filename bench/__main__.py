@@ -162,8 +162,9 @@ def _write_ceiling(
     return figures, rounds
 
 
-STORE_ROUNDS = 3
-RUNNER_S = 10.0
+STORE_ROUNDS = 4
+"""An even number: each side goes first in half the rounds."""
+RUNNER_S = 7.5
 """How long the library's runner runs in each round (from the log's start each time)."""
 
 

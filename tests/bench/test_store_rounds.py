@@ -18,21 +18,23 @@ from domain.cart import Checkout, LineItem
 
 def _round(n: int, seconds: float, ok: bool = True) -> dict[str, Any]:
     rate = {"events": 60_000, "seconds": seconds, "per_second": round(60_000 / seconds)}
+    runner = {"events": 1_000 * n, "seconds": 1.0, "per_second": 1_000 * n}
     return {
         "round": n,
         "catch_up": rate,
-        "library_runner": {"events": 6_000, "seconds": 4.0, "per_second": 1_500},
+        "library_runner": runner,
         "audit": rate | {"ok": ok},
-        "raw_decode": rate,
+        "raw_decode": rate | {"events": 30_000},
     }
 
 
 def test_store_figures_are_the_rounds_events_over_their_seconds() -> None:
     summed = summed_rounds([_round(1, 2.0), _round(2, 3.0), _round(3, 1.0)])
 
-    # 180,000 events in 6 s; a mean of the three rates would say 35,000 (30k, 20k, 60k)
+    # 180,000 events in 6 s; a mean of the three rates would say 36,667 (30k, 20k, 60k)
     assert summed["catch_up"] == {"events": 180_000, "seconds": 6.0, "per_second": 30_000}
-    assert summed["library_runner"]["per_second"] == 1_500
+    assert summed["library_runner"] == {"events": 6_000, "seconds": 3.0, "per_second": 2_000}
+    assert summed["raw_decode"] == {"events": 90_000, "seconds": 6.0, "per_second": 15_000}
     assert summed["audit"]["ok"] is True
     assert summed_rounds([_round(1, 2.0), _round(2, 2.0, ok=False)])["audit"]["ok"] is False
 
@@ -41,15 +43,18 @@ def test_the_table_shows_each_round_when_there_are_several() -> None:
     lines = _round_lines("events/s", [_round(1, 2.0), _round(2, 3.0)], STORE_FIGURES, "abcd")
 
     assert len(lines) == 4
-    assert lines[2].split() == ["1", "30000", "1500", "30000", "30000"]
-    assert lines[3].split() == ["2", "20000", "1500", "20000", "20000"]
+    assert lines[2].split() == ["1", "30000", "1000", "30000", "30000"]
+    assert lines[3].split() == ["2", "20000", "2000", "20000", "20000"]
     assert lines[1].split() == ["round", "a", "b", "c", "d"]
     assert _round_lines("events/s", [_round(1, 2.0)], STORE_FIGURES, "abcd") == []  # smoke: one
 
 
 @pytest.mark.postgres
 def test_the_library_runner_counts_from_the_first_event_in_every_round(
-    postgres_url: str, simulator_server: Any, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str,
+    simulator_server: Any,
+    simulator: Any,  # reset: no faults left by an earlier test
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings(database_url=postgres_url)
     migrate(settings)
