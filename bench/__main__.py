@@ -14,9 +14,9 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.db import open_database
 from bench import baselines, library, ours, webhooks, wrk
@@ -27,6 +27,7 @@ from bootstrap.settings import Settings
 from cli.main import server_processes
 
 RESULTS = Path(__file__).parent / "results"
+Item = TypeVar("Item")
 WRITE_CLIENTS = 32
 """pgbench clients for the write ceiling's two inserts."""
 WRITE_CLIENTS_SMOKE = 4
@@ -148,7 +149,7 @@ def _write_ceiling(
     rounds: list[dict[str, Any]] = []
     for n in range(1 if smoke else WRITE_ROUNDS):
         found: dict[str, Any] = {"round": n + 1}
-        for script in WRITE_SCRIPTS if n % 2 == 0 else WRITE_SCRIPTS[::-1]:
+        for script in _alternating(WRITE_SCRIPTS, n):
             rate, used = baselines.pgbench(url, script, clients, length)
             found[script] = {"per_second": round(rate, 1), "clients": used}
         rounds.append(found)
@@ -175,29 +176,41 @@ def _store_rates(settings: Settings, smoke: bool) -> dict[str, Any]:
     each, a ratio moved with the machine's drift between its two halves: the catch-up's
     went 25.5, 12.2 and 14.3 in three runs of one evening (docs/performance.md)."""
     env = settings.event_store_env()
+    built = 0  # the store's events, from the first catch-up (which the first round runs first)
+
+    def catch_up() -> dict[str, Any]:
+        nonlocal built
+        rate = _rate(*ours.catch_up_rate(settings))
+        built = rate["events"]
+        return rate
+
+    def audit() -> dict[str, Any]:
+        events, seconds, ok = ours.audit_rate(settings)
+        return _rate(events, seconds) | {"ok": ok}
+
+    pairs: list[list[tuple[str, Callable[[], dict[str, Any]]]]] = [
+        [
+            ("catch_up", catch_up),
+            (
+                "library_runner",
+                lambda: _rate(*library.runner_rate(env, built, 5 if smoke else RUNNER_S)),
+            ),
+        ],
+        [("audit", audit), ("raw_decode", lambda: _rate(*library.read_and_decode_rate(env)))],
+    ]
     rounds: list[dict[str, Any]] = []
     for n in range(1 if smoke else STORE_ROUNDS):
-
-        def catch_up() -> dict[str, Any]:
-            return _rate(*ours.catch_up_rate(settings))
-
-        def runner(events: int) -> dict[str, Any]:
-            return _rate(*library.runner_rate(env, events, 5 if smoke else RUNNER_S))
-
-        def audit() -> dict[str, Any]:
-            events, seconds, ok = ours.audit_rate(settings)
-            return _rate(events, seconds) | {"ok": ok}
-
-        if n % 2 == 0:
-            built = catch_up()
-            found = {"catch_up": built, "library_runner": runner(built["events"])}
-            found |= {"audit": audit(), "raw_decode": _rate(*library.read_and_decode_rate(env))}
-        else:
-            found = {"library_runner": runner(rounds[-1]["catch_up"]["events"])}
-            found["catch_up"] = catch_up()
-            found |= {"raw_decode": _rate(*library.read_and_decode_rate(env)), "audit": audit()}
-        rounds.append({"round": n + 1} | found)
+        found: dict[str, Any] = {"round": n + 1}
+        for pair in pairs:
+            for name, measure in _alternating(pair, n):
+                found[name] = measure()
+        rounds.append(found)
     return summed_rounds(rounds) | {"store_rounds": rounds}
+
+
+def _alternating(pair: Sequence[Item], n: int) -> Sequence[Item]:
+    """Ours, then the baseline, in odd rounds (n even); the other way round in even ones."""
+    return pair if n % 2 == 0 else pair[::-1]
 
 
 STORE_FIGURES = ("catch_up", "library_runner", "audit", "raw_decode")
