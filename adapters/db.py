@@ -187,17 +187,18 @@ class PostgresDatabase(Database):
         self.pool.open(wait=False)
         self._async_args: dict[str, Any] = {"conninfo": conninfo, "kwargs": kwargs}
         self._async = LoopPool()
+        self._copy_types: CopyTypes = {}
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self._checked(), self.pool.connection() as conn, conn.transaction():
-            yield _PostgresTx(conn.cursor())
+            yield _PostgresTx(conn.cursor(), self._copy_types)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self._checked(), self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield _PostgresTx(conn.cursor())
+            yield _PostgresTx(conn.cursor(), self._copy_types)
 
     def export_snapshot(self, tx: Tx) -> str | None:
         return str(tx.execute("SELECT pg_export_snapshot()")[0][0])
@@ -209,7 +210,7 @@ class PostgresDatabase(Database):
         with self._checked(), self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            yield _PostgresTx(conn.cursor())
+            yield _PostgresTx(conn.cursor(), self._copy_types)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
@@ -273,9 +274,14 @@ class PostgresDatabase(Database):
         self.pool.close()
 
 
+CopyTypes = dict[tuple[str, tuple[str, ...]], list[int]]
+"""(table, columns) -> the columns' type oids, for COPY in the binary format."""
+
+
 class _PostgresTx(Tx):
-    def __init__(self, cursor: psycopg.Cursor[Row]) -> None:
+    def __init__(self, cursor: psycopg.Cursor[Row], copy_types: CopyTypes) -> None:
         self.cursor = cursor
+        self._copy_types = copy_types
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
         self.cursor.execute(sql, params, prepare=True, binary=binary)
@@ -305,11 +311,27 @@ class _PostgresTx(Tx):
             raw.execute(f"{head} VALUES {_placeholders(width, len(chunk))} {tail}", params)
 
     def append(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        # COPY: half the server time and a third of the client CPU of a multi-row INSERT.
-        if rows:
-            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        """COPY: half the server time and a third of the client CPU of a multi-row INSERT.
+        In the binary format, with the columns' types as the table has them (read once, then
+        again after a COPY that failed, which a table made again with other types causes):
+        neither side escapes or parses text, which took a catch-up 7% longer."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        key = (table, tuple(columns))
+        types = self._copy_types.get(key)
+        if types is None:
+            self.cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")  # noqa: S608
+            types = [column.type_code for column in self.cursor.description or ()]
+            self._copy_types[key] = types
+        try:
+            with self.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
+        except BaseException:
+            self._copy_types.pop(key, None)
+            raise
 
     def delete_in(self, table: str, column: str, values: Sequence[Any]) -> None:
         if values:
