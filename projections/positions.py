@@ -45,6 +45,13 @@ def advance(tx: Tx, name: str, position: int) -> None:
     tx.execute("UPDATE projection_positions SET position = %s WHERE name = %s", (position, name))
 
 
+def advance_all(db: Database, tx: Tx, names: Sequence[str], position: int) -> None:
+    """Move every named projection to `position`, in one statement."""
+    fragment, params = db.in_list(list(names))
+    sql = f"UPDATE projection_positions SET position = %s WHERE name {fragment}"  # noqa: S608
+    tx.execute(sql, [position, *params])
+
+
 def restart(tx: Tx, name: str) -> None:
     """Start a projection (a rebuild's copy) again from 0."""
     forget(tx, name)

@@ -132,8 +132,11 @@ class ProjectionRunner:
             return self.read(tx, start)
 
     def _apply_all(self, tx: Tx, batch: Batch, done_at: dict[str, int]) -> None:
+        """Each projection's part of the batch, then their positions, in one statement (a
+        batch of a live runner is small: statements per batch were most of its cost)."""
         held = quarantine.held(tx)
         end = batch.end
+        work = []
         for projection in self.projections:
             name, done = projection.position_name, done_at[projection.position_name]
             for order_id, error in batch.broken.items():
@@ -141,9 +144,11 @@ class ProjectionRunner:
             new = [c for c in (change.after(done) for change in batch.changes) if c]
             new = [c for c in new if (name, c.key) not in held]
             if new:
-                apply_guarded(tx, projection, new)
-            if end > done:
-                positions.advance(tx, name, end)
+                work.append((projection, new))
+        apply_all_guarded(tx, work)
+        moved = [name for name, done in done_at.items() if end > done]
+        if moved:
+            positions.advance_all(self.db, tx, moved, end)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Run batches until nothing is left; returns the events processed. Events a
@@ -213,18 +218,35 @@ class ProjectionRunner:
         return found
 
 
+def apply_all_guarded(tx: Tx, work: Sequence[tuple[Projection, list[OrderChange]]]) -> None:
+    """Apply each (projection, changes) pair as `apply_guarded` would, under one savepoint
+    while nothing fails (one, not one per read model); if anything fails, each projection
+    again under its own (and its orders under theirs, as `apply_guarded` does)."""
+    if work and not _applied(tx, work):
+        for projection, changes in work:
+            apply_guarded(tx, projection, changes)
+
+
+def _applied(tx: Tx, work: Sequence[tuple[Projection, list[OrderChange]]]) -> bool:
+    """Apply every pair under one savepoint: False (and nothing applied) if one failed for
+    its data; a failing connection is not the data's fault, and is raised."""
+    try:
+        with tx.savepoint():
+            for projection, changes in work:
+                projection.apply(tx, changes)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:
+        return False
+    return True
+
+
 def apply_guarded(tx: Tx, projection: Projection, changes: list[OrderChange]) -> None:
     """Apply a batch to one read model; if it fails, apply it order by order and
     quarantine the orders that fail, so one bad order never stops the others. A
     failing connection is not an order's fault: it aborts the batch, retried later."""
-    try:
-        with tx.savepoint():
-            projection.apply(tx, changes)
+    if _applied(tx, [(projection, changes)]):
         return
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception:  # noqa: S110 - found out order by order below
-        pass
     for change in changes:
         try:
             with tx.savepoint():

@@ -233,6 +233,54 @@ def test_a_batch_killed_midway_applies_nothing_and_a_rerun_applies_it_once(
     assert report.ok, report.violations
 
 
+class FailingFor(Projection):
+    """The orders read model, unable to apply one order (a poisoned event, say)."""
+
+    name = "orders"
+    tables: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, inner: Projection, order_id: str) -> None:
+        super().__init__()
+        self.inner, self.order_id = inner, order_id
+
+    def apply(self, tx: Tx, changes: Any) -> None:
+        if any(change.key == self.order_id for change in changes):
+            raise ValueError("cannot apply this order")
+        self.inner.apply(tx, changes)
+
+
+def test_an_order_one_read_model_cannot_apply_reaches_the_others(
+    container: Container, simulator: httpx.Client
+) -> None:
+    """The batch's read models share one savepoint while nothing fails: when one fails,
+    each goes again on its own, so only that one sets the order aside."""
+    workload(container, simulator)
+    ok = container.app.place_checkout(
+        Checkout("buyer-1", "EUR", ITEMS, "pm_card_visa", "automatic"),
+        client_id="c1",
+        idempotency_key="ok-3",
+    ).order
+    key = str(ok.id)
+    projections = [
+        FailingFor(p, key) if p.name == "orders" else p
+        for p in all_projections(container.app.config.timing)
+    ]
+    log = EventLog(container.db, container.app.mapper)
+    ProjectionRunner(container.db, log, projections).catch_up()
+    assert [(r["projection"], r["order_id"]) for r in quarantine.rows(container.db)] == [
+        ("orders", key)
+    ]
+    head, position = container.runner.lag()
+    assert position == head  # every position moved past the batch
+    report = audit(container)
+    assert {(v["check"], v["order_id"]) for v in report.violations} == {("quarantined", key)}
+    rows = tables(container)
+    assert key not in {r[0] for r in rows["order_view"]}
+    assert len(rows["order_view"]) == report.orders - 1  # every other order
+    assert key in {r[0] for r in rows["ledger_entries"]}  # the other read models have it
+    assert key in {r[4] for r in rows["public_events"]}
+
+
 def test_two_runners_at_once_apply_each_event_once(
     container: Container, simulator: httpx.Client
 ) -> None:
