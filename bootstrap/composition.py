@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -25,6 +24,7 @@ from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
 from bootstrap.read_side import open_app
+from bootstrap.recent import FinalCalls, RecentIds
 from bootstrap.settings import Settings
 from bootstrap.settlement import connector
 from domain.psp import NotificationParser, PSPPort
@@ -34,26 +34,6 @@ from projections.runner import ProjectionRunner
 from workers.outbound import OutboundPolicy, OutboundWorker
 from workers.reconcile import ReconcileWorker
 from workers.recovery import RecoveryWorker
-
-
-class RecentIds:
-    """A bounded set of ids, the oldest forgotten first (thread-safe: the API's threads)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: object) -> bool:
-        with self._lock:
-            return key in self._ids
-
-    def add(self, key: str) -> None:
-        with self._lock:
-            self._ids[key] = None
-            self._ids.move_to_end(key)
-            while len(self._ids) > self.size:
-                self._ids.popitem(last=False)
 
 
 @dataclass
@@ -74,8 +54,9 @@ class Container:
     recent_webhooks: RecentIds = field(default_factory=lambda: RecentIds(50_000))
     """PSP event ids this process applied (or found duplicate) lately: a copy of one is
     answered `duplicate` without loading its order."""
-    final_calls: RecentIds = field(default_factory=lambda: RecentIds(50_000))
-    """Calls this process recorded a final outcome for (`PaymentsApp.on_final`)."""
+    final_calls: FinalCalls = field(default_factory=lambda: FinalCalls.of_this_serve(50_000))
+    """Calls this process, or another of its `serve`, recorded a final outcome for
+    (`PaymentsApp.on_final`; bootstrap/recent.py)."""
     threads: list[threading.Thread] = field(default_factory=list)
     stuck_after_s: float = 30.0
     """How long the in-process projection runner may go without completing a batch (or

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from adapters.psp.signature import HEADER, sign
 from api.auth import client_id_for
 from api.threaded_server import ThreadedServer
 from app.application import call_key
-from bootstrap.composition import RecentIds
+from bootstrap.recent import FILE, FinalCalls, SharedCalls
 from bootstrap.settings import Settings
 from domain.order import PaymentOrder
 from tests.integration.conftest import FAST, serving
@@ -82,7 +83,7 @@ def test_on_a_process_that_did_not_record_the_outcome_a_copy_is_loaded_once_then
     position; from then on this process answers copies without loading the order."""
     order = place(stack, payment_method)
     key = call_key(uuid.UUID(order["id"]), "authorize", 1)
-    monkeypatch.setattr(stack.container, "final_calls", RecentIds(10))
+    monkeypatch.setattr(stack.container, "final_calls", FinalCalls(10))
     app = stack.container.app
     before = versions(stack, order)
 
@@ -96,6 +97,29 @@ def test_on_a_process_that_did_not_record_the_outcome_a_copy_is_loaded_once_then
     monkeypatch.setattr(app, "apply_webhook", lambda *args: loads.append(args))
     assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
     assert loads == []
+    assert versions(stack, order) == before
+
+
+@pytest.mark.parametrize("payment_method", ["pm_card_visa", "pm_card_declined"])
+def test_with_the_table_of_its_serve_another_process_answers_the_first_copy_at_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, payment_method: str
+) -> None:
+    """The process that recorded the answer wrote the call into its `serve`'s table
+    (bootstrap/recent.py); another (here: this one, with its own memory emptied) finds it
+    there, and answers the first copy without loading the order."""
+    table = tmp_path / FILE
+    monkeypatch.setattr(stack.container, "final_calls", FinalCalls(10, SharedCalls(table)))
+    order = place(stack, payment_method)
+    key = call_key(uuid.UUID(order["id"]), "authorize", 1)
+    monkeypatch.setattr(stack.container, "final_calls", FinalCalls(10, SharedCalls(table)))
+    assert key not in stack.container.final_calls.local
+
+    def must_not_load(*args: object) -> None:
+        raise AssertionError("the order was loaded for a webhook that cannot change it")
+
+    monkeypatch.setattr(stack.container.app, "apply_webhook", must_not_load)
+    before = versions(stack, order)
+    assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
     assert versions(stack, order) == before
 
 
