@@ -26,12 +26,14 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from bootstrap.shared_counters import VARIABLE
+
 SLOTS = 1 << 16
 WIDTH = 16
 """Bytes per slot: a blake2b digest of the call's key."""
 FILE = "final-calls"
-SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
-"""Where `serve` keeps what its processes share (bootstrap/shared_counters.py)."""
+SHARED_DIRECTORY = VARIABLE
+"""The variable naming the directory where `serve` keeps what its processes share."""
 
 
 class RecentIds:
@@ -95,13 +97,10 @@ class FinalCalls:
         """With the table of this process's `serve` when it runs under one (and the file
         can be made), else this process's own memory alone."""
         directory = os.environ.get(SHARED_DIRECTORY)
-        shared = None
-        if directory:
-            try:
-                shared = SharedCalls(Path(directory) / FILE)
-            except (OSError, ValueError):  # no such directory, or it cannot be mapped
-                shared = None
-        return cls(size, shared)
+        try:
+            return cls(size, SharedCalls(Path(directory) / FILE) if directory else None)
+        except (OSError, ValueError):  # no such directory, or it cannot be mapped
+            return cls(size)
 
     def add(self, key: str) -> None:
         self.local.add(key)

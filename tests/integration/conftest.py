@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.db import Database, open_database
 from api.main import create_app
 from api.threaded_server import ThreadedServer
 from bootstrap.composition import Container, build
@@ -22,6 +23,14 @@ FAST: dict[str, Any] = {
     "worker_interval_s": 0.05,
     "session_ttl_s": 60,
 }
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    """The read side's database on a fresh, migrated store (the test closes it)."""
+    settings = Settings(database_url=database_url)
+    migrate(settings)
+    return open_database(settings.event_store_env())
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ ROWS = [
 DDL = "CREATE TABLE {} (n BIGINT PRIMARY KEY, small INTEGER, at DOUBLE PRECISION, text TEXT)"
 
 
-@pytest.fixture
-def db(database_url: str) -> Database:
-    settings = Settings(database_url=database_url)
-    migrate(settings)
-    return open_database(settings.event_store_env())
-
-
 def test_appended_rows_equal_inserted_rows(db: Database) -> None:
     with db.transaction() as tx:
         for table in ("appended", "inserted"):

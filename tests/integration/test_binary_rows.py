@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import pytest
-
-from adapters.db import Database, open_database
-from bootstrap.migrate import migrate
-from bootstrap.settings import Settings
+from adapters.db import Database
 
 ROWS = [
     (2**63 - 1, UUID(int=0), "PaymentOrder.Placed", b'{"a":1}'),
@@ -17,13 +13,6 @@ ROWS = [
     (0, UUID("12345678-1234-5678-1234-567812345678"), "", b""),
     (-5, UUID(int=7), None, None),
 ]
-
-
-@pytest.fixture
-def db(database_url: str) -> Database:
-    settings = Settings(database_url=database_url)
-    migrate(settings)
-    return open_database(settings.event_store_env())
 
 
 def test_binary_rows_equal_text_rows(db: Database) -> None:

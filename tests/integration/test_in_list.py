@@ -6,11 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
-
-from adapters.db import Database, open_database
-from bootstrap.migrate import migrate
-from bootstrap.settings import Settings
+from adapters.db import Database
 
 TRICKY = [
     "plain",
@@ -26,13 +22,6 @@ TRICKY = [
     "{}",
 ]
 OTHERS = ["plain ", "Plain", "null", "back\\\\slash", "quotes"]
-
-
-@pytest.fixture
-def db(database_url: str) -> Database:
-    settings = Settings(database_url=database_url)
-    migrate(settings)
-    return open_database(settings.event_store_env())
 
 
 def matching(db: Database, table: str, column: str, values: list[Any]) -> list[Any]:
