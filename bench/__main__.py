@@ -95,24 +95,21 @@ def _measure(
                 else 0,
             }
         )
-    results["side_by_side"] = _side_by_side(stack, options, seconds)
+    baselines.prepare_pgbench(stack.database_url)
+    results["side_by_side"], results["raw_rounds"] = _side_by_side(stack, options, seconds)
     hooks = webhooks.Subscriber(stack.api_url)  # a phase of its own: the rows above stay comparable
     load = wrk.run(stack.api_url, "checkout.lua", 8, seconds, f"hooks-{time.time_ns()}")
     results["webhooks"] = hooks.finish(db) | {"checkouts_per_second": round(load.per_second, 1)}
-    best = max(results["checkouts"], key=lambda r: r["per_second"])
-    baselines.prepare_pgbench(stack.database_url)
+    raw = results["raw_rounds"]
+    ours_rate, ours_clients = baselines.pgbench(
+        stack.database_url, "checkout_ours", raw[0]["clients"], seconds
+    )
     results["pgbench"] = {
-        script: dict(
-            zip(
-                ("per_second", "clients"),
-                baselines.pgbench(stack.database_url, script, clients, seconds),
-                strict=True,
-            )
-        )
-        for script, clients in (
-            ("checkout_raw", best["connections"]),
-            ("checkout_ours", best["connections"]),
-        )
+        "checkout_raw": {
+            "per_second": round(statistics.fmean(r["per_second"] for r in raw), 1),
+            "clients": min(r["clients"] for r in raw),
+        },
+        "checkout_ours": {"per_second": ours_rate, "clients": ours_clients},
     }
     ceiling, results["write_rounds"] = _write_ceiling(stack.database_url, options.smoke, seconds)
     results["pgbench"] |= ceiling
@@ -253,12 +250,15 @@ the in-flight limit met by that backlog)."""
 
 def _side_by_side(
     stack: BenchStack, options: argparse.Namespace, seconds: float
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The phases the load ratios come from, back to back on one stack, in ROUNDS rounds:
     32 connections with the fast PSP, 256 with it, and 256 with a PSP that takes 300 ms (the
-    simulator's latency set between phases). This machine's speed drifts by a quarter within
+    simulator's latency set between phases); and pgbench doing a checkout's writes as raw
+    inserts with as many clients as the first phase has connections, before the phases in
+    odd rounds and after them in even ones. This machine's speed drifts by a quarter within
     minutes, so phases far apart, or on another stack, compare the drift as much as the
-    server (docs/performance.md). The smoke run: one round at 8, without the 256 phase."""
+    server (docs/performance.md). The smoke run: one round at 8, without the 256 phase.
+    Returns the phases and the raw pgbench rounds."""
     fast = options.psp_latency_ms
     few, many = (8, 8) if options.smoke else (32, 256)
     phases = (
@@ -270,8 +270,17 @@ def _side_by_side(
             (True, many),
         ]
     )
-    found = []
+    found: list[dict[str, Any]] = []
+    raw: list[dict[str, Any]] = []
+
+    def raw_inserts(round_: int) -> None:
+        time.sleep(SETTLE_S)
+        rate, clients = baselines.pgbench(stack.database_url, "checkout_raw", few, seconds)
+        raw.append({"round": round_ + 1, "per_second": round(rate, 1), "clients": clients})
+
     for round_ in range(1 if options.smoke else ROUNDS):
+        if round_ % 2:
+            raw_inserts(round_)
         for slow, connections in phases:
             time.sleep(SETTLE_S)
             latency = SLOW_PSP_MS if slow else fast
@@ -290,13 +299,16 @@ def _side_by_side(
                     "cpu_us_per_checkout": meter.per(load.requests),
                 }
             )
+        if not round_ % 2:
+            raw_inserts(round_)
     stack.set_psp_latency(fast)
-    return found
+    return found, raw
 
 
 def _load_ratios(r: dict[str, Any]) -> dict[str, float]:
     """Goodput (2xx per second) under overload and with a slow PSP, against 32 connections
-    with the fast PSP: the sums over the side-by-side rounds."""
+    with the fast PSP; and that goodput against raw pgbench in the same rounds: the sums
+    over the side-by-side rounds."""
 
     def good(slow: bool, connections: int) -> float:
         return float(
@@ -309,7 +321,8 @@ def _load_ratios(r: dict[str, Any]) -> dict[str, float]:
 
     few = min(p["connections"] for p in r["side_by_side"])
     base = max(1.0, good(False, few))
-    ratios = {}
+    raw = sum(p["per_second"] for p in r["raw_rounds"])
+    ratios = {"checkouts_vs_pgbench": round(base / max(1.0, raw), 3)}
     if any(p["connections"] == 256 for p in r["side_by_side"]):
         ratios["checkouts_256_vs_32_connections"] = round(good(False, 256) / base, 3)
     many = max(p["connections"] for p in r["side_by_side"])
@@ -343,10 +356,8 @@ def _rate(events: int, seconds: float) -> dict[str, Any]:
 
 
 def _ratios(r: dict[str, Any]) -> dict[str, float]:
-    best = max(c["per_second"] for c in r["checkouts"])
     pgbench = r["pgbench"]
     return {
-        "checkouts_vs_pgbench": round(best / pgbench["checkout_raw"]["per_second"], 3),
         "write_ceiling_vs_locked_insert": round(  # three places: 2.998 printed as 3.0
             pgbench["insert_ours"]["per_second"] / pgbench["insert_locked"]["per_second"], 3
         ),
@@ -415,10 +426,16 @@ def table(r: dict[str, Any]) -> str:
             row = (c["round"], c["psp_latency_ms"], c["connections"], *_figures(c), _cpu(c))
             lines.append(_cells(row))
             lines += _statuses(c)
+        lines += [
+            f"  round {p['round']}: pgbench, a checkout's writes, raw ({p['clients']} clients):"
+            f" {p['per_second']} per s"
+            for p in r.get("raw_rounds", [])
+        ]
     pgbench = r["pgbench"]
     rates = [
         (
-            f"pgbench, a checkout's writes, raw ({pgbench['checkout_raw']['clients']} clients)",
+            f"pgbench, a checkout's writes, raw ({pgbench['checkout_raw']['clients']} clients;"
+            " rounds above)",
             round(pgbench["checkout_raw"]["per_second"], 1),
             "per s",
         ),

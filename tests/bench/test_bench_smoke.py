@@ -57,6 +57,14 @@ def test_the_bench_runs_end_to_end_and_writes_every_figure(postgres_database: st
         assert run["cpu_us_per_checkout"]["postgres"] > 0
         assert run["cpu_us_per_checkout"]["simulator"] > 0  # it sends every webhook
     assert all(p["per_second"] > 0 for p in results["pgbench"].values())
+    # raw pgbench runs beside the side-by-side phases, with their first phase's connections
+    (raw,) = results["raw_rounds"]
+    assert raw == {"round": 1} | results["pgbench"]["checkout_raw"]
+    assert raw["clients"] == fast[0]["connections"]
+    assert results["ratios"]["checkouts_vs_pgbench"] == round(
+        fast[0]["per_second"] * (1 - fast[0]["non_2xx"] / fast[0]["requests"]) / raw["per_second"],
+        3,
+    )
     assert set(results["ratios"]) == {
         "checkouts_vs_pgbench",
         "write_ceiling_vs_locked_insert",
