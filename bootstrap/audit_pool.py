@@ -21,10 +21,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import forkserver
+from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Generic, TypeVar
 
@@ -103,8 +106,14 @@ class SlicePool(Generic[Result]):
         return lambda: claim(self.counter)
 
     def results(self) -> list[Result]:
+        """What each helper found, once all have finished. Interrupted while waiting (SIGTERM,
+        or this process's own failure), it stops them first: they would otherwise go on
+        through every slice left before the wait could end."""
         try:
             return [future.result() for future in self.futures]
+        except BaseException:
+            self.stop()
+            raise
         finally:
             if self.executor is not None:
                 self.executor.shutdown(cancel_futures=True)
@@ -164,6 +173,27 @@ def claim(counter: Synchronized[int]) -> int | None:
 def _adopt(counter: Synchronized[int]) -> None:
     global _counter  # noqa: PLW0603 - a pool initializer can only hand over through a global
     _counter = counter
+    _exit_with(multiprocessing.parent_process())
+
+
+STARTER_GONE = 3
+"""A helper's exit status when the process that started it is gone."""
+
+
+def _exit_with(starter: BaseProcess | None) -> None:
+    """End this helper the moment `starter` (the auditing or rebuilding process) ends. When
+    that one was killed outright (SIGKILL), nothing will use this helper's work, and a
+    helper left to itself went on through every slice left (into copies a second rebuild
+    would reset and build again), then waited for more work forever, holding the fork
+    server alive with it. A slice cut short is a transaction PostgreSQL rolls back."""
+    if starter is None:
+        return
+
+    def watch() -> None:
+        wait([starter.sentinel])
+        os._exit(STARTER_GONE)
+
+    threading.Thread(target=watch, name="starter-watch", daemon=True).start()
 
 
 def _help(settings: Settings, task: Callable[..., Result], *args: Any) -> Result:

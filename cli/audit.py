@@ -16,7 +16,7 @@ from bootstrap import audit_pool, runtime
 from bootstrap.audit_pool import helpers_for
 from bootstrap.composition import Container
 from bootstrap.settings import Settings
-from cli.common import build_or_exit, load_settings
+from cli.common import STOPPED, build_or_exit, exiting_on_sigterm, load_settings
 from domain.reconciliation import SettlementBatch
 from projections.audit import Auditor, summary, to_json
 from projections.documents import order_document
@@ -44,19 +44,22 @@ def audit(
     """Replay every event, rebuild each order and the ledger, check the invariants and every
     read model; exit 1 on any violation."""
     settings = load_settings()
-    if order is None:
-        audit_pool.warm(settings, processes)  # helpers' imports overlap the container's build
-    container = build_or_exit(settings, with_psp=False)
-    auditor = Auditor(container.runner.log, container.app.config.timing)
-    try:
-        _require_tables(container)
-        if order is not None:
-            _audit_one(auditor, order, version, at, as_json)
-            return
-        report = _with_progress(auditor, settings, container.runner.log, processes, quiet=as_json)
-        check_settlements(container.reconciliation.batches(), report)
-    finally:
-        container.close()
+    with exiting_on_sigterm(STOPPED):  # its helpers stopped too
+        if order is None:
+            audit_pool.warm(settings, processes)  # helpers' imports overlap the build
+        container = build_or_exit(settings, with_psp=False)
+        auditor = Auditor(container.runner.log, container.app.config.timing)
+        try:
+            _require_tables(container)
+            if order is not None:
+                _audit_one(auditor, order, version, at, as_json)
+                return
+            report = _with_progress(
+                auditor, settings, container.runner.log, processes, quiet=as_json
+            )
+            check_settlements(container.reconciliation.batches(), report)
+        finally:
+            container.close()
     typer.echo(to_json(report) if as_json else summary(report))
     if not report.ok:
         raise typer.Exit(1)

@@ -65,10 +65,17 @@ def run_until_signal(
     container.close()
 
 
+STOPPED = 128 + signal.SIGTERM
+"""The exit status of a batch command (an audit, a rebuild) that SIGTERM stopped before it
+finished: what a shell reports for a process the signal killed."""
+
+
 @contextmanager
-def exiting_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the process through its `finally` blocks, with exit code 0, as SIGINT
-    does through KeyboardInterrupt. `serve` in one process needs it: uvicorn answers SIGTERM
+def exiting_on_sigterm(status: int = 0) -> Iterator[None]:
+    """SIGTERM ends the process through its `finally` blocks, with exit code `status` (0
+    for a server, which stops when asked; STOPPED for a batch command), as SIGINT does
+    through KeyboardInterrupt. A parallel audit or rebuild stops its helpers on the way
+    (bootstrap/audit_pool.py). `serve` in one process needs it: uvicorn answers SIGTERM
     itself (stops accepting, finishes the requests in flight), then raises the signal again
     for the handler it found; by default that killed the process, so `container.close()`
     never stopped the worker and the projection runner between steps. The handler that was
@@ -81,7 +88,7 @@ def exiting_on_sigterm() -> Iterator[None]:
     def stop(signum: int, _: FrameType | None) -> None:
         signal.signal(signum, previous)
         log.info("SIGTERM: stopping")
-        raise SystemExit(0)
+        raise SystemExit(status)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:

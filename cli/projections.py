@@ -10,7 +10,16 @@ from rich.progress import Progress, TextColumn
 from bootstrap import audit_pool, runtime
 from bootstrap.audit_pool import builders_for
 from bootstrap.composition import build
-from cli.common import MetricsHost, MetricsPort, build_or_exit, load_settings, run_until_signal
+from bootstrap.settings import Settings
+from cli.common import (
+    STOPPED,
+    MetricsHost,
+    MetricsPort,
+    build_or_exit,
+    exiting_on_sigterm,
+    load_settings,
+    run_until_signal,
+)
 from projections import rebuild as rebuilding
 from projections.catalog import NAMES, all_projections
 
@@ -48,10 +57,14 @@ def rebuild(
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
     settings = load_settings()
+    with exiting_on_sigterm(STOPPED):  # helpers stopped too; the next run resets the copies
+        _rebuild(settings, [name] if name else list(NAMES), processes)
+
+
+def _rebuild(settings: Settings, names: list[str], processes: int | None) -> None:
     audit_pool.warm(settings, processes)  # helpers' imports overlap the container's build
     container = build(settings, with_psp=False)
     try:
-        names = [name] if name else list(NAMES)
         timing = container.app.config.timing
         pairs = [
             (live, copy)
