@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,7 +15,9 @@ import typer
 import uvicorn
 
 from bootstrap import runtime
+from bootstrap.composition import Container
 from bootstrap.settings import Settings
+from cli.common import run_until_signal
 from cli.main import MAX_SERVER_PROCESSES, _with_psp, psp_proxy, psp_sim, server_processes
 
 POSTGRES = Settings(database_url="postgresql://postgres@127.0.0.1:5432/payments")
@@ -129,3 +132,42 @@ def test_the_psp_stand_ins_serve_with_the_heap_settled(
     assert len(seen) == 1
     threshold, frozen = seen[0]
     assert threshold == runtime.YOUNG_THRESHOLD and frozen > 10_000
+
+
+class FakeContainer:
+    """A container's face to `run_until_signal`: notes the collector's state when a role
+    starts, then asks the process to stop (as an operator's SIGTERM would)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, int]] = []
+        self.closed = False
+
+    def _started(self, role: str) -> None:
+        self.seen.append((role, gc.get_threshold()[0], gc.get_freeze_count()))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def start_worker(self) -> None:
+        self._started("worker")
+
+    def start_projections(self, listen_to_database: bool) -> None:
+        self._started("projections")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("role", ["worker", "projections"])
+def test_the_background_roles_run_with_the_heap_settled(role: str) -> None:
+    container = FakeContainer()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    before = gc.get_threshold()
+    try:
+        run_until_signal(cast(Container, container), role)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert container.closed
+    [(started, threshold, frozen)] = container.seen
+    assert started == role and threshold == runtime.YOUNG_THRESHOLD and frozen > 10_000
