@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.errors import InvalidInput
 from domain.money import MAX_AMOUNT, allocate, exponent, fee_of
+from domain.values import quick_init
 
 DIGIT_RUN = re.compile(r"\d(?:[ ._-]?\d)*")
 """Digits, each perhaps separated from the next by one space, dash, dot or underscore."""
@@ -37,7 +38,8 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class LineItem:
     """One line of the cart: what was bought from which seller, in minor units."""
 
@@ -51,7 +53,8 @@ class LineItem:
         return self.quantity * self.unit_amount
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class SellerShare:
     """What one seller's items are worth: gross = platform_fee + payout, exactly."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.cart import SellerShare, shares_from
+from domain.values import quick_init
 
 PSP_RECEIVABLE = "psp_receivable"
 PLATFORM_REVENUE = "platform_revenue"
@@ -25,7 +26,8 @@ def seller_payable(seller_id: str) -> str:
     return f"seller_payable:{seller_id}"
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class Posting:
     account: str
     currency: str
