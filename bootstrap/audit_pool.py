@@ -99,10 +99,12 @@ class SlicePool(Generic[Result]):
             initializer=_adopt,
             initargs=(self.counter,),
         )
-        self.futures = [
-            self.executor.submit(_help, self.settings, task, *args)
-            for _ in range(self.processes - 1)
-        ]
+        try:  # each submit starts a helper: one interrupted here leaves the earlier at work
+            for _ in range(self.processes - 1):
+                self.futures.append(self.executor.submit(_help, self.settings, task, *args))
+        except BaseException:
+            self.stop()
+            raise
         return lambda: claim(self.counter)
 
     def results(self) -> list[Result]:
@@ -121,10 +123,20 @@ class SlicePool(Generic[Result]):
     def stop(self) -> None:
         """Give out no more slices, so each helper ends after the one it is on, and wait for
         them (the work of this process failed; theirs would be thrown away)."""
-        with self.counter.get_lock():
+        lock = self.counter.get_lock()
+        held = lock.acquire(timeout=LOCK_WAIT_S)  # a helper killed holding it never lets go
+        try:
             self.counter.value = SLICES
+        finally:
+            if held:
+                lock.release()
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+
+
+LOCK_WAIT_S = 5.0
+"""How long `stop` waits for the slice counter's lock, which a helper holds for a moment as
+it claims a slice (and forever if it was killed in that moment)."""
 
 
 class AuditPool(SlicePool[Report]):

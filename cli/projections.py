@@ -57,11 +57,14 @@ def rebuild(
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
     settings = load_settings()
+    names = [name] if name else list(NAMES)
     with exiting_on_sigterm(STOPPED):  # helpers stopped too; the next run resets the copies
-        _rebuild(settings, [name] if name else list(NAMES), processes)
+        applied = _rebuild(settings, names, processes)
+    typer.echo(f"{', '.join(names)}: rebuilt from {applied} events")
 
 
-def _rebuild(settings: Settings, names: list[str], processes: int | None) -> None:
+def _rebuild(settings: Settings, names: list[str], processes: int | None) -> int:
+    """Rebuild `names` into copies and swap them in; the events applied."""
     audit_pool.warm(settings, processes)  # helpers' imports overlap the container's build
     container = build(settings, with_psp=False)
     try:
@@ -86,6 +89,6 @@ def _rebuild(settings: Settings, names: list[str], processes: int | None) -> Non
                 builders_for(settings, total, processes),
             )
             bar.update(task, completed=applied, total=max(total, applied))
-        typer.echo(f"{', '.join(names)}: rebuilt from {applied} events")
+        return applied
     finally:
         container.close()

@@ -20,17 +20,25 @@ T = TypeVar("T")
 
 
 def quick_init(cls: type[T]) -> type[T]:
-    """Replace the `__init__` of `cls`, a `@dataclass(frozen=True, slots=True)` whose fields
-    all have no default and no `__post_init__`, with one that sets its slots directly.
+    """Replace the `__init__` of `cls`, a `@dataclass(frozen=True, slots=True)` without a
+    `__post_init__` whose fields are all plain (each a positional-or-keyword argument, without
+    a default), with one that sets its slots directly.
     Anything else is refused (TypeError) rather than half supported."""
     params = getattr(cls, "__dataclass_params__", None)
     if not is_dataclass(cls) or params is None or not params.frozen:
         raise TypeError(f"{cls.__name__} must be a frozen dataclass")
     if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} must have slots and no __post_init__")
-    names = [f.name for f in fields(cls)]
-    if any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)):
-        raise TypeError(f"{cls.__name__}'s fields must have no defaults")
+    found = fields(cls)
+    names = [f.name for f in found]
+    if len(found) != len(cls.__dataclass_fields__) or any(
+        f.default is not MISSING or f.default_factory is not MISSING or not f.init or f.kw_only
+        for f in found
+    ):
+        raise TypeError(
+            f"{cls.__name__}'s fields must be plain: no default, keyword-only, init=False, "
+            "InitVar or ClassVar"
+        )
     namespace: dict[str, Any] = {f"set_{n}": getattr(cls, n).__set__ for n in names}
     body = "".join(f"    set_{n}(self, {n})\n" for n in names)
     # Generated from the class's own field names, as `dataclasses` itself generates __init__.

@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bootstrap.settings import Settings
 from cli.common import STOPPED
 from projections.audit import SLICES
+from tests.integration.slow_slices import NotingPool
 
 ROOT = Path(__file__).parents[2]
 
@@ -114,3 +118,32 @@ def test_killed_outright_its_helpers_end_with_it(database_url: str, tmp_path: Pa
         process.communicate(timeout=30)  # the helpers and the fork server held its pipes too
         assert not wait_gone(pids, 0), "a helper outlived the process that was killed"
     assert len(taken(notes)) < SLICES / 2
+
+
+def test_interrupted_while_starting_helpers_it_stops_those_already_started(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each helper starts as it is submitted: a SIGTERM between two submits (here, an
+    interrupt raised by the second) must not leave the first going through every slice."""
+    notes = tmp_path / "notes"
+    submit = ProcessPoolExecutor.submit
+    submitted: list[int] = []
+
+    def interrupted(self: ProcessPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        if submitted:
+            deadline = time.monotonic() + 60
+            while not taken(notes) and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the first helper is at work
+            raise KeyboardInterrupt
+        submitted.append(1)
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", interrupted)
+    pool = NotingPool(Settings(database_url=database_url), 3)
+    with pytest.raises(KeyboardInterrupt):
+        pool.start(str(notes))
+    pids = helpers(notes)
+    with ending(pids):
+        assert len(pids) == 1 and not wait_gone(pids, 0)  # stopped and waited for
+    assert pool.counter.value == SLICES
+    assert 1 <= len(taken(notes)) < SLICES / 2

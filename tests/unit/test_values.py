@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import pytest
 from hypothesis import given
@@ -82,6 +82,20 @@ def test_anything_but_a_plain_frozen_slotted_dataclass_is_refused() -> None:
         def __post_init__(self) -> None:
             pass
 
-    for cls in (NoSlots, NotFrozen, Defaulted, Factory, Checked, int):
+    @dataclass(frozen=True, slots=True)
+    class KeywordOnly:
+        a: int = field(kw_only=True)
+
+    @dataclass(frozen=True, slots=True)
+    class NotInInit:
+        a: int = field(init=False)
+
+    @dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        a: int
+        b: InitVar[int]
+
+    kinds = (NoSlots, NotFrozen, Defaulted, Factory, Checked, KeywordOnly, NotInInit, WithInitVar)
+    for cls in (*kinds, int):
         with pytest.raises(TypeError):
             quick_init(cls)
