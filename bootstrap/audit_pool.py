@@ -46,6 +46,10 @@ LARGE_STORE = 20_000
 """Below this many events one process audits or builds alone: starting another costs about
 a second (importing the application), more than it saves on a store this small."""
 
+LOCK_WAIT_S = 5.0
+"""How long `stop` waits for the slice counter's lock, which a helper holds for a moment as
+it claims a slice (and forever if it was killed in that moment)."""
+
 PRELOAD = [__name__]
 """What the fork server imports before it forks any helper. Each helper still runs the main
 module again, as under spawn (the `payments` script is light: cli/launch.py)."""
@@ -122,7 +126,7 @@ class SlicePool(Generic[Result]):
 
     def stop(self) -> None:
         """Give out no more slices, so each helper ends after the one it is on, and wait for
-        them (the work of this process failed; theirs would be thrown away)."""
+        them (this process's work failed or was stopped; theirs would be thrown away)."""
         lock = self.counter.get_lock()
         held = lock.acquire(timeout=LOCK_WAIT_S)  # a helper killed holding it never lets go
         try:
@@ -132,11 +136,6 @@ class SlicePool(Generic[Result]):
                 lock.release()
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
-
-
-LOCK_WAIT_S = 5.0
-"""How long `stop` waits for the slice counter's lock, which a helper holds for a moment as
-it claims a slice (and forever if it was killed in that moment)."""
 
 
 class AuditPool(SlicePool[Report]):

@@ -249,7 +249,7 @@ def _run_settled(app: Any, host: str, port: int, **options: Any) -> None:
     """uvicorn.run for a stand-in for the PSP, its heap settled first as serve's is
     (bootstrap/runtime.py). The simulator keeps every payment it has seen: at 256 connections
     and a 300 ms latency its default collector spent about 100 µs per checkout, most of it
-    a full collection of all of them every few seconds; settled, about 10."""
+    a full collection of them all about every ten seconds; settled, about 10."""
     runtime.settle_heap()
     uvicorn.run(app, host=host, port=port, **options)
 

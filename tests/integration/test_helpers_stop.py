@@ -1,7 +1,7 @@
 """The helpers of a parallel audit or rebuild (bootstrap/audit_pool.py) stop with the
 process that started them: SIGTERM stops them after their current slice, and the process
-exits with STOPPED; killed outright, they take no slice after it is gone. Left running, they
-went on through every slice left, writing into copies a second rebuild would reset."""
+exits with STOPPED; killed outright, they end with it. Left running, they went on through
+every slice left, writing into copies a second rebuild would reset, then waited forever."""
 
 from __future__ import annotations
 
