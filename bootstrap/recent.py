@@ -32,8 +32,6 @@ SLOTS = 1 << 16
 WIDTH = 16
 """Bytes per slot: a blake2b digest of the call's key."""
 FILE = "final-calls"
-SHARED_DIRECTORY = VARIABLE
-"""The variable naming the directory where `serve` keeps what its processes share."""
 
 
 class RecentIds:
@@ -96,7 +94,7 @@ class FinalCalls:
     def of_this_serve(cls, size: int) -> FinalCalls:
         """With the table of this process's `serve` when it runs under one (and the file
         can be made), else this process's own memory alone."""
-        directory = os.environ.get(SHARED_DIRECTORY)
+        directory = os.environ.get(VARIABLE)  # serve's shared directory
         try:
             return cls(size, SharedCalls(Path(directory) / FILE) if directory else None)
         except (OSError, ValueError):  # no such directory, or it cannot be mapped

@@ -61,18 +61,12 @@ def helpers(notes: Path) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Running still: not gone, and not a zombie waiting for a parent to reap it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
-        return "Z"
+        return False
+    return state != "Z"
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import pytest
 
 from bootstrap import recent
 from bootstrap.recent import FILE, SLOTS, WIDTH, FinalCalls, SharedCalls
+from bootstrap.shared_counters import VARIABLE
 
 
 def test_what_one_table_adds_another_on_the_same_file_finds(tmp_path: Path) -> None:
@@ -48,15 +49,15 @@ def test_a_slot_taken_by_a_later_call_forgets_the_first_and_finds_no_other(
 def test_final_calls_are_this_process_s_and_with_a_serve_every_process_s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(recent.SHARED_DIRECTORY, raising=False)
+    monkeypatch.delenv(VARIABLE, raising=False)
     alone = FinalCalls.of_this_serve(10)
     assert alone.shared is None
     alone.add("a")
     assert "a" in alone
-    monkeypatch.setenv(recent.SHARED_DIRECTORY, str(tmp_path))
+    monkeypatch.setenv(VARIABLE, str(tmp_path))
     recorder, other = FinalCalls.of_this_serve(10), FinalCalls.of_this_serve(10)
     recorder.add("b")
     assert "b" in other and "b" not in other.local
     assert "a" not in other
-    monkeypatch.setenv(recent.SHARED_DIRECTORY, str(tmp_path / "gone"))
+    monkeypatch.setenv(VARIABLE, str(tmp_path / "gone"))
     assert FinalCalls.of_this_serve(10).shared is None  # no such directory: its own alone
