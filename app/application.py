@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from anyio import to_thread
@@ -60,6 +61,10 @@ event-store writers keep them busy; the rest wait before their next step, answer
 At 256 connections, side by side against no gate, a third of the races lost to a webhook,
 and the API's CPU per checkout 7-13% above its figure at 32 connections instead of 22-26%
 (docs/performance.md)."""
+IN_FLIGHT_FIRST_LOOK_S = 0.002
+IN_FLIGHT_LOOK_S = 0.02
+"""A webhook about another process's call in flight looks again after 2 ms, then at
+doubling intervals up to 20 ms: recording an answer takes a few milliseconds under load."""
 Client = str | None
 """The API client a command acts for (it sees only its own orders); None for operators and
 the system itself, which see all."""
@@ -74,6 +79,16 @@ REPLAY = _Replay()
 CommandResult = PspCall | bool | _Replay | None
 """What a command returned: the PSP call it started (to be sent next), whether it changed
 the order (webhooks, inquiries), that its Idempotency-Key replayed, or nothing."""
+
+
+class CallTable(Protocol):
+    """Calls by `call_key`, shared by the processes of one `serve` (bootstrap/recent.py)."""
+
+    def add(self, key: str) -> None: ...
+
+    def discard(self, key: str) -> None: ...
+
+    def __contains__(self, key: object) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,10 @@ class PaymentsApp(Application[UUID]):
         """Calls whose PSP answer a checkout on this process's event loop is recording now
         (by `call_key`), set when it is recorded: a webhook about one waits for it instead
         of racing it to the store, where the loser pays a conflict and a reload."""
+        self.in_flight: CallTable | None = None
+        """With several server processes, the calls any of them is waiting on the PSP or
+        recording the answer for (bootstrap/recent.py): a webhook about one of another
+        process's calls waits for it too."""
         self.on_final: Callable[[UUID, CallKind, int], None] = lambda *call: None
         """Told of each call this process saw reach its final outcome (no result can change
         it any more): the API answers the PSP's copies of it without loading the order."""
@@ -245,6 +264,9 @@ class PaymentsApp(Application[UUID]):
         kind, number = call.kind, call.number
         key = call_key(order.id, kind.value, number)
         self.answering[key] = recorded = asyncio.Event()
+        in_flight = self.in_flight
+        if in_flight is not None:
+            in_flight.add(key)
         try:
             self.failpoint("before_psp_call")
             answer = await self._call_psp_async(order, call)
@@ -256,16 +278,31 @@ class PaymentsApp(Application[UUID]):
             self._after_answer(written, kind, number)
         finally:
             del self.answering[key]
+            if in_flight is not None:
+                in_flight.discard(key)
             recorded.set()
         return written
 
     async def answered(self, order_id: UUID, kind: str, number: int) -> None:
-        """Wait (at most the PSP timeout) while a checkout on this event loop is still
-        recording the PSP's answer for this call."""
-        recorded = self.answering.get(call_key(order_id, kind, number))
+        """Wait (at most the PSP timeout) while a checkout on this event loop, or on another
+        process of this `serve` (`in_flight`), is still waiting for or recording the PSP's
+        answer for this call."""
+        key = call_key(order_id, kind, number)
+        recorded = self.answering.get(key)
         if recorded is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(recorded.wait(), self.config.psp_timeout_s + 1)
+        elif self.in_flight is not None and key in self.in_flight:
+            await self._answered_elsewhere(self.in_flight, key)
+
+    async def _answered_elsewhere(self, in_flight: CallTable, key: str) -> None:
+        """Look again, at growing intervals, until the call has left `in_flight` or the PSP
+        timeout has passed (its process may have been killed)."""
+        deadline = time.monotonic() + self.config.psp_timeout_s + 1
+        pause = IN_FLIGHT_FIRST_LOOK_S
+        while key in in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, IN_FLIGHT_LOOK_S)
 
     def _placed(
         self, checkout: Checkout, client_id: str, idempotency_key: str, return_url: str | None

@@ -1,5 +1,6 @@
-"""Bounded memories of ids a process has seen: its own, and the calls every process of one
-`payments serve` saw reach their final outcome.
+"""Bounded memories of ids a process has seen: its own, the calls every process of one
+`payments serve` saw reach their final outcome, and the calls one of them is waiting on
+the PSP's answer for.
 
 A PSP sends a webhook for every payment, and it lands on whichever HTTP process accepted
 the connection: with two, on the one that did not record the call's outcome about half the
@@ -15,6 +16,13 @@ same slot takes it (65,536 slots: at 500 payments a second a call stays about tw
 while its webhooks arrive within seconds). Forgetting costs only the slow way round. A slot
 holds a call's 16-byte digest, so a lookup never finds another call there; a slot read while
 another process writes it may hold half of each digest, which matches neither.
+
+A second table of the same kind holds the calls whose answer some process is waiting for
+or recording (`IN_FLIGHT_FILE`, `PaymentsApp.in_flight`): a webhook that overtakes the
+answer on another process waits for it there, as it does on the process that made the call
+(`PaymentsApp.answered`), instead of racing it to the store, where the loser pays a conflict
+and a reload. A call leaves that table when its answer is recorded; one left behind (its
+process killed) makes that call's webhooks wait the PSP timeout, then take the slow way.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ SLOTS = 1 << 16
 WIDTH = 16
 """Bytes per slot: a blake2b digest of the call's key."""
 FILE = "final-calls"
+IN_FLIGHT_FILE = "calls-in-flight"
+EMPTY = bytes(WIDTH)
 
 
 class RecentIds:
@@ -70,11 +80,30 @@ class SharedCalls:
         digest, at = _slot(key)
         self._table[at : at + WIDTH] = digest
 
+    def discard(self, key: str) -> None:
+        """Empty the call's slot, unless a later call has taken it (a slot taken between the
+        look and the write loses that call: it then takes the slow way)."""
+        digest, at = _slot(key)
+        if self._table[at : at + WIDTH] == digest:
+            self._table[at : at + WIDTH] = EMPTY
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
         digest, at = _slot(key)
         return self._table[at : at + WIDTH] == digest
+
+    @classmethod
+    def of_this_serve(cls, name: str) -> SharedCalls | None:
+        """The table `name` of this process's `serve`, None when it runs under none (or the
+        file cannot be made or mapped)."""
+        directory = os.environ.get(VARIABLE)  # serve's shared directory
+        if not directory:
+            return None
+        try:
+            return cls(Path(directory) / name)
+        except (OSError, ValueError):  # no such directory, or it cannot be mapped
+            return None
 
 
 def _slot(key: str) -> tuple[bytes, int]:
@@ -94,11 +123,7 @@ class FinalCalls:
     def of_this_serve(cls, size: int) -> FinalCalls:
         """With the table of this process's `serve` when it runs under one (and the file
         can be made), else this process's own memory alone."""
-        directory = os.environ.get(VARIABLE)  # serve's shared directory
-        try:
-            return cls(size, SharedCalls(Path(directory) / FILE) if directory else None)
-        except (OSError, ValueError):  # no such directory, or it cannot be mapped
-            return cls(size)
+        return cls(size, SharedCalls.of_this_serve(FILE))
 
     def add(self, key: str) -> None:
         self.local.add(key)

@@ -1,4 +1,4 @@
-"""The final calls a `serve`'s processes share (bootstrap/recent.py): what one process adds,
+"""The calls a `serve`'s processes share (bootstrap/recent.py), final or in flight: what one adds,
 another finds; a call never added is never found, even where its slot is taken."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import recent
-from bootstrap.recent import FILE, SLOTS, WIDTH, FinalCalls, SharedCalls
+from bootstrap.recent import FILE, IN_FLIGHT_FILE, SLOTS, WIDTH, FinalCalls, SharedCalls
 from bootstrap.shared_counters import VARIABLE
 
 
@@ -61,3 +61,34 @@ def test_final_calls_are_this_process_s_and_with_a_serve_every_process_s(
     assert "a" not in other
     monkeypatch.setenv(VARIABLE, str(tmp_path / "gone"))
     assert FinalCalls.of_this_serve(10).shared is None  # no such directory: its own alone
+
+
+def test_a_discarded_call_is_gone_but_a_later_call_in_its_slot_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, other = SharedCalls(tmp_path / IN_FLIGHT_FILE), SharedCalls(tmp_path / IN_FLIGHT_FILE)
+    one.add("a")
+    other.discard("a")
+    assert "a" not in one
+    other.discard("never added")  # nothing there: nothing happens
+    monkeypatch.setattr(recent, "SLOTS", 1)  # one slot: every call takes it
+    table = SharedCalls(tmp_path / "one-slot")
+    table.add("first")
+    table.add("second")
+    table.discard("first")  # its slot is the second's now: left alone
+    assert "second" in table
+
+
+def test_the_calls_in_flight_are_shared_only_under_a_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(VARIABLE, raising=False)
+    assert SharedCalls.of_this_serve(IN_FLIGHT_FILE) is None
+    monkeypatch.setenv(VARIABLE, str(tmp_path / "gone"))  # cannot be made: none, no error
+    assert SharedCalls.of_this_serve(IN_FLIGHT_FILE) is None
+    monkeypatch.setenv(VARIABLE, str(tmp_path))
+    waiting, webhook = (SharedCalls.of_this_serve(IN_FLIGHT_FILE) for _ in range(2))
+    assert waiting is not None and webhook is not None
+    waiting.add("order:authorize:1")
+    assert "order:authorize:1" in webhook
+    assert "order:authorize:1" not in SharedCalls(tmp_path / FILE)  # a table of its own
