@@ -13,7 +13,7 @@ import psycopg
 from adapters.db import Database
 from adapters.event_store import settled_below_sql
 from bench.stack import database_url, drop_database, new_database
-from bootstrap import runtime
+from bootstrap import audit_pool, runtime
 from bootstrap.audit_pool import builders_for, helpers_for
 from bootstrap.read_side import open_read_side
 from bootstrap.settings import Settings
@@ -36,9 +36,14 @@ COLUMNS = "notification_id, originator_id, originator_version, topic, state"
 def prefix_store(source: Settings, admin_url: str, events: int) -> Iterator[Settings]:
     """A database of its own holding the first `events` settled events of `source`'s log
     (each order's history up to there: a store as it stood at that moment), migrated and
-    with its read models rebuilt, dropped afterwards."""
+    with its read models rebuilt, dropped afterwards. The helpers' fork server starts
+    first, as `payments audit` and `payments projections rebuild` start it first thing
+    (bootstrap/audit_pool.warm), so that it has imported the read side by the time the
+    first round is timed: started inside that round, it cost the catch-up 0.4-0.5 s of
+    about 2 (docs/performance.md, issue 13's fifteenth slice)."""
     name = new_database(admin_url, "_prefix")
     url = database_url(admin_url, name)
+    audit_pool.warm(Settings(database_url=url))
     try:
         _payments(url, "migrate")
         _copy_prefix(source.database_url, url, events)

@@ -1,0 +1,65 @@
+"""The bench's prefix store: the first events of a run's log in a database of their own,
+with their read models built, and the helpers' fork server already running when the
+catch-up and audit rounds start (as the commands start it first thing)."""
+
+from __future__ import annotations
+
+from multiprocessing import forkserver
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench import ours
+from bench.stack import database_url, drop_database, new_database
+from bootstrap.composition import build
+from bootstrap.migrate import migrate
+from bootstrap.settings import Settings
+from domain.cart import Checkout, LineItem
+from tests.conftest import ADMIN_URL
+
+pytestmark = pytest.mark.postgres
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        (n,) = conn.execute(sql).fetchone() or (0,)
+    return int(n)
+
+
+def test_the_prefix_store_holds_the_first_events_built_with_the_fork_server_running(
+    simulator_server: Any,
+    simulator: Any,  # reset: no faults left by an earlier test
+) -> None:
+    source_name = new_database(ADMIN_URL, "_source")
+    source = Settings(database_url=database_url(ADMIN_URL, source_name))
+    try:
+        migrate(source)
+        container = build(source, psp_url=simulator_server.url)
+        try:
+            items = (LineItem("seller-a", "mug", 2, 1000),)
+            for n in range(4):
+                container.app.place_checkout(
+                    Checkout("buyer-1", "EUR", items, "pm_card_visa", "automatic"),
+                    client_id="c1",
+                    idempotency_key=f"k{n}",
+                )
+        finally:
+            container.close()
+        server: Any = forkserver._forkserver  # the process's (private in the standard library)
+        server._stop()  # one an earlier test started: gone
+        with ours.prefix_store(source, ADMIN_URL, 7) as prefix:
+            assert (
+                server._forkserver_pid is not None
+            )  # started before the rounds, not inside the first
+            url = prefix.database_url
+            assert _count(url, "SELECT count(*) FROM payments_events") == 7
+            # the read models are built: every order the seven events touch has its row
+            assert _count(url, "SELECT count(*) FROM order_view") == _count(
+                url, "SELECT count(DISTINCT originator_id) FROM payments_events"
+            )
+        assert (
+            _count(ADMIN_URL, "SELECT count(*) FROM pg_database WHERE datname LIKE '%_prefix'") == 0
+        )
+    finally:
+        drop_database(ADMIN_URL, source_name)
