@@ -12,10 +12,8 @@ import pytest
 
 from bench import ours
 from bench.stack import database_url, drop_database, new_database
-from bootstrap.composition import build
-from bootstrap.migrate import migrate
 from bootstrap.settings import Settings
-from domain.cart import Checkout, LineItem
+from tests.bench.stores import with_checkouts
 from tests.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.postgres
@@ -34,18 +32,7 @@ def test_the_prefix_store_holds_the_first_events_built_with_the_fork_server_runn
     source_name = new_database(ADMIN_URL, "_source")
     source = Settings(database_url=database_url(ADMIN_URL, source_name))
     try:
-        migrate(source)
-        container = build(source, psp_url=simulator_server.url)
-        try:
-            items = (LineItem("seller-a", "mug", 2, 1000),)
-            for n in range(4):
-                container.app.place_checkout(
-                    Checkout("buyer-1", "EUR", items, "pm_card_visa", "automatic"),
-                    client_id="c1",
-                    idempotency_key=f"k{n}",
-                )
-        finally:
-            container.close()
+        with_checkouts(source, simulator_server.url, 4)
         server: Any = forkserver._forkserver  # the process's (private in the standard library)
         server._stop()  # one an earlier test started: gone
         with ours.prefix_store(source, ADMIN_URL, 7) as prefix:

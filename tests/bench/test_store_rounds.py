@@ -10,10 +10,8 @@ import pytest
 
 from bench import library
 from bench.__main__ import STORE_FIGURES, _round_lines, summed_rounds
-from bootstrap.composition import build
-from bootstrap.migrate import migrate
 from bootstrap.settings import Settings
-from domain.cart import Checkout, LineItem
+from tests.bench.stores import with_checkouts
 
 
 def _round(n: int, seconds: float, ok: bool = True) -> dict[str, Any]:
@@ -57,18 +55,7 @@ def test_the_library_runner_counts_from_the_first_event_in_every_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings(database_url=postgres_url)
-    migrate(settings)
-    container = build(settings, psp_url=simulator_server.url)
-    try:
-        items = (LineItem("seller-a", "mug", 2, 1000),)
-        for n in range(3):
-            container.app.place_checkout(
-                Checkout("buyer-1", "EUR", items, "pm_card_visa", "automatic"),
-                client_id="c1",
-                idempotency_key=f"k{n}",
-            )
-    finally:
-        container.close()
+    with_checkouts(settings, simulator_server.url, 3)
     env = settings.event_store_env()
     base, _, query = postgres_url.partition("?")
     schema = query.removeprefix("schema=")
