@@ -62,9 +62,9 @@ At 256 connections, side by side against no gate, a third of the races lost to a
 and the API's CPU per checkout 7-13% above its figure at 32 connections instead of 22-26%
 (docs/performance.md)."""
 IN_FLIGHT_FIRST_LOOK_S = 0.002
-IN_FLIGHT_LOOK_S = 0.02
+IN_FLIGHT_LOOK_S = 0.01
 """A webhook about another process's call in flight looks again after 2 ms, then at
-doubling intervals up to 20 ms: recording an answer takes a few milliseconds under load."""
+doubling intervals up to 10 ms: recording an answer takes a few milliseconds under load."""
 Client = str | None
 """The API client a command acts for (it sees only its own orders); None for operators and
 the system itself, which see all."""
@@ -82,9 +82,10 @@ the order (webhooks, inquiries), that its Idempotency-Key replayed, or nothing."
 
 
 class CallTable(Protocol):
-    """Calls by `call_key`, shared by the processes of one `serve` (bootstrap/recent.py)."""
+    """Calls by `call_key`, each until a deadline (`time.monotonic()`), shared by the
+    processes of one `serve` (bootstrap/recent.CallsInFlight)."""
 
-    def add(self, key: str) -> None: ...
+    def add(self, key: str, until: float) -> None: ...
 
     def discard(self, key: str) -> None: ...
 
@@ -163,9 +164,9 @@ class PaymentsApp(Application[UUID]):
         (by `call_key`), set when it is recorded: a webhook about one waits for it instead
         of racing it to the store, where the loser pays a conflict and a reload."""
         self.in_flight: CallTable | None = None
-        """With several server processes, the calls any of them is waiting on the PSP or
-        recording the answer for (bootstrap/recent.py): a webhook about one of another
-        process's calls waits for it too."""
+        """Under `serve`, the calls any of its processes is waiting on the PSP or recording
+        the answer for (bootstrap/recent.py): a webhook about another process's call waits
+        for it too."""
         self.on_final: Callable[[UUID, CallKind, int], None] = lambda *call: None
         """Told of each call this process saw reach its final outcome (no result can change
         it any more): the API answers the PSP's copies of it without loading the order."""
@@ -266,7 +267,7 @@ class PaymentsApp(Application[UUID]):
         self.answering[key] = recorded = asyncio.Event()
         in_flight = self.in_flight
         if in_flight is not None:
-            in_flight.add(key)
+            in_flight.add(key, time.monotonic() + self.config.psp_timeout_s + 1)
         try:
             self.failpoint("before_psp_call")
             answer = await self._call_psp_async(order, call)
@@ -284,9 +285,9 @@ class PaymentsApp(Application[UUID]):
         return written
 
     async def answered(self, order_id: UUID, kind: str, number: int) -> None:
-        """Wait (at most the PSP timeout) while a checkout on this event loop, or on another
-        process of this `serve` (`in_flight`), is still waiting for or recording the PSP's
-        answer for this call."""
+        """Wait (at most the PSP timeout and a second) while a checkout on this event loop,
+        or on another process of this `serve` (`in_flight`), is still waiting for or
+        recording the PSP's answer for this call."""
         key = call_key(order_id, kind, number)
         recorded = self.answering.get(key)
         if recorded is not None:
@@ -296,8 +297,9 @@ class PaymentsApp(Application[UUID]):
             await self._answered_elsewhere(self.in_flight, key)
 
     async def _answered_elsewhere(self, in_flight: CallTable, key: str) -> None:
-        """Look again, at growing intervals, until the call has left `in_flight` or the PSP
-        timeout has passed (its process may have been killed)."""
+        """Look again, at growing intervals, until the call has left `in_flight` (recorded,
+        or past its deadline: its process may have been killed), at most the PSP timeout
+        and a second."""
         deadline = time.monotonic() + self.config.psp_timeout_s + 1
         pause = IN_FLIGHT_FIRST_LOOK_S
         while key in in_flight and time.monotonic() < deadline:

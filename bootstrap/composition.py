@@ -24,7 +24,7 @@ from app.reconciliation import ReconciliationApp
 from bootstrap import failpoints
 from bootstrap.metrics import Metrics
 from bootstrap.read_side import open_app
-from bootstrap.recent import IN_FLIGHT_FILE, FinalCalls, RecentIds, SharedCalls
+from bootstrap.recent import IN_FLIGHT_FILE, CallsInFlight, FinalCalls, RecentIds
 from bootstrap.settings import Settings
 from bootstrap.settlement import connector
 from domain.psp import NotificationParser, PSPPort
@@ -151,7 +151,7 @@ def build(settings: Settings, *, psp_url: str | None = None, with_psp: bool = Tr
         _outbound_policy(settings),
     )
     container = Container(settings, app, psp, notifications, db, runner, worker, metrics, outbound)
-    app.in_flight = SharedCalls.of_this_serve(IN_FLIGHT_FILE)
+    app.in_flight = CallsInFlight.of_this_serve(IN_FLIGHT_FILE)
     app.on_final = lambda order_id, kind, number: container.final_calls.add(
         call_key(order_id, kind.value, number)
     )

@@ -76,8 +76,7 @@ async def apply_notification(request: Request, app: PaymentsApp, connector: str)
         return WebhookAck(status="ignored")
     seen = request.app.state.container.recent_webhooks
     key = f"{connector}:{notification.event_id}"
-    await app.answered(order_id, kind, number)  # a checkout here is recording it right now
-    if _known_duplicate(request.app.state.container, key, order_id, kind, number):
+    if await _a_known_copy(request.app.state.container, app, key, order_id, kind, number):
         return WebhookAck(status="duplicate")
     try:
         written = await run_in_threadpool(
@@ -95,12 +94,24 @@ async def apply_notification(request: Request, app: PaymentsApp, connector: str)
     return WebhookAck(status="applied" if written.result else "duplicate")
 
 
+async def _a_known_copy(
+    container: Container, app: PaymentsApp, key: str, order_id: UUID, kind: str, number: int
+) -> bool:
+    """`_known_duplicate` at once, or after waiting while a checkout (on this process or
+    another of its `serve`) is still waiting for or recording the call's answer."""
+    if _known_duplicate(container, key, order_id, kind, number):
+        return True
+    await app.answered(order_id, kind, number)
+    return _known_duplicate(container, key, order_id, kind, number)
+
+
 def _known_duplicate(
     container: Container, key: str, order_id: UUID, kind: str, number: int
 ) -> bool:
     """Whether this process knows, without loading the order, that the notification
-    changes nothing: it settled this very event before, or it recorded the call's final
-    outcome (no result is accepted after that: domain.outcomes.accepts)."""
+    changes nothing: it settled this very event before, or it or another process of its
+    `serve` recorded the call's final outcome (no result is accepted after that:
+    domain.outcomes.accepts)."""
     return key in container.recent_webhooks or (
         call_key(order_id, kind, number) in container.final_calls
     )

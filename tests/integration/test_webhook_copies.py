@@ -19,7 +19,7 @@ from adapters.psp.signature import HEADER, sign
 from api.auth import client_id_for
 from api.threaded_server import ThreadedServer
 from app.application import call_key
-from bootstrap.recent import FILE, IN_FLIGHT_FILE, FinalCalls, SharedCalls
+from bootstrap.recent import FILE, IN_FLIGHT_FILE, CallsInFlight, FinalCalls, SharedCalls
 from bootstrap.settings import Settings
 from domain.order import PaymentOrder
 from tests.integration.conftest import FAST, serving
@@ -44,6 +44,10 @@ def deliver(stack: Stack, body: bytes) -> dict[str, Any]:
     return ack
 
 
+def _must_not_load(*args: object) -> None:
+    raise AssertionError("the order was loaded for a webhook that cannot change it")
+
+
 def place(stack: Stack, payment_method: str) -> dict[str, Any]:
     created = stack.http.post(
         "/v1/checkouts", json=CART | {"payment_method": payment_method}, headers=as_(CHECKOUT)
@@ -66,10 +70,7 @@ def test_a_copy_of_a_final_outcome_is_answered_without_loading_the_order(
     assert key in stack.container.final_calls
     before = versions(stack, order)
 
-    def must_not_load(*args: object) -> None:
-        raise AssertionError("the order was loaded for a webhook that cannot change it")
-
-    monkeypatch.setattr(stack.container.app, "apply_webhook", must_not_load)
+    monkeypatch.setattr(stack.container.app, "apply_webhook", _must_not_load)
     assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
     assert versions(stack, order) == before
 
@@ -114,10 +115,7 @@ def test_with_the_table_of_its_serve_another_process_answers_the_first_copy_at_o
     monkeypatch.setattr(stack.container, "final_calls", FinalCalls(10, SharedCalls(table)))
     assert key not in stack.container.final_calls.local
 
-    def must_not_load(*args: object) -> None:
-        raise AssertionError("the order was loaded for a webhook that cannot change it")
-
-    monkeypatch.setattr(stack.container.app, "apply_webhook", must_not_load)
+    monkeypatch.setattr(stack.container.app, "apply_webhook", _must_not_load)
     before = versions(stack, order)
     assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
     assert versions(stack, order) == before
@@ -192,34 +190,34 @@ def _deliver_in_thread(stack: Stack, body: bytes) -> tuple[threading.Thread, lis
     return thread, acks
 
 
+def _in_flight_elsewhere(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[SharedCalls, CallsInFlight]:
+    """This process's tables on files that another process of its `serve` maps too (here:
+    the test, through tables of its own on the same files): that process's final calls
+    and calls in flight."""
+    table, in_flight = tmp_path / FILE, tmp_path / IN_FLIGHT_FILE
+    monkeypatch.setattr(stack.container, "final_calls", FinalCalls(10, SharedCalls(table)))
+    monkeypatch.setattr(stack.container.app, "in_flight", CallsInFlight(in_flight))
+    return SharedCalls(table), CallsInFlight(in_flight)
+
+
 @pytest.mark.parametrize("payment_method", ["pm_card_visa", "pm_card_declined"])
 def test_a_webhook_about_another_process_s_call_in_flight_waits_for_its_answer(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, payment_method: str
+    patient: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, payment_method: str
 ) -> None:
-    """Another process of the same `serve` (here: tables on the same files, written by the
-    test) is waiting for the PSP's answer to the call when its webhook lands here. This
-    process waits until that one has recorded it, then answers the copy without loading
-    the order: no race to the store."""
+    """Another process of the same `serve` is waiting for the PSP's answer to the call when
+    its webhook lands here. This process waits until that one has recorded it, then answers
+    the copy without loading the order: no race to the store."""
+    stack = patient
     order = place(stack, payment_method)
     key = call_key(uuid.UUID(order["id"]), "authorize", 1)
-    app = stack.container.app
-    monkeypatch.setattr(
-        stack.container, "final_calls", FinalCalls(10, SharedCalls(tmp_path / FILE))
-    )
-    monkeypatch.setattr(app, "in_flight", SharedCalls(tmp_path / IN_FLIGHT_FILE))
-    other_final, other_in_flight = (
-        SharedCalls(tmp_path / FILE),
-        SharedCalls(tmp_path / IN_FLIGHT_FILE),
-    )
-    other_in_flight.add(key)
-
-    def must_not_load(*args: object) -> None:
-        raise AssertionError("the order was loaded for a webhook that cannot change it")
-
-    monkeypatch.setattr(app, "apply_webhook", must_not_load)
+    other_final, other_in_flight = _in_flight_elsewhere(stack, monkeypatch, tmp_path)
+    other_in_flight.add(key, time.monotonic() + 30)
+    monkeypatch.setattr(stack.container.app, "apply_webhook", _must_not_load)
     before = versions(stack, order)
     thread, acks = _deliver_in_thread(stack, webhook(order, 1200))
-    time.sleep(0.3)
+    time.sleep(0.5)
     assert thread.is_alive() and acks == []  # waiting for the other process
     other_final.add(key)  # as that process does: final first, then out of flight
     other_in_flight.discard(key)
@@ -228,34 +226,65 @@ def test_a_webhook_about_another_process_s_call_in_flight_waits_for_its_answer(
     assert versions(stack, order) == before
 
 
-def test_a_call_left_in_flight_by_a_killed_process_holds_its_webhook_the_psp_timeout(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_copy_of_a_call_known_final_does_not_wait_for_an_entry_left_in_flight(
+    patient: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The call is final (this process's `serve` knows it), yet an entry for it is still in
+    flight, left by a process killed after recording: the copy is answered at once."""
+    stack = patient
+    order = place(stack, "pm_card_visa")
+    key = call_key(uuid.UUID(order["id"]), "authorize", 1)
+    other_final, other_in_flight = _in_flight_elsewhere(stack, monkeypatch, tmp_path)
+    other_final.add(key)
+    other_in_flight.add(key, time.monotonic() + 30)
+    monkeypatch.setattr(stack.container.app, "apply_webhook", _must_not_load)
+    started = time.monotonic()
+    assert deliver(stack, webhook(order, 1200))["status"] == "duplicate"
+    assert time.monotonic() - started < 5  # not the 11 s the entry would hold it
+
+
+def test_an_entry_left_in_flight_by_a_killed_process_holds_its_webhooks_until_its_deadline(
+    patient: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The process that made the call died before its answer was recorded: nobody will
-    take the call out of flight. Its webhook waits the PSP timeout (and a second), then
-    takes the slow way: it loads the order and applies what it says."""
+    take the call out of flight. Its webhooks wait until the call's own deadline, then take
+    the slow way (load the order, apply what the webhook says); one that comes after the
+    deadline does not wait at all."""
+    stack = patient
     order = place(stack, "pm_card_processing")
-    key = call_key(uuid.UUID(order["id"]), "authorize", 1)
-    app = stack.container.app
-    monkeypatch.setattr(app, "in_flight", SharedCalls(tmp_path / IN_FLIGHT_FILE))
-    SharedCalls(tmp_path / IN_FLIGHT_FILE).add(key)
+    order_id = uuid.UUID(order["id"])
+    key = call_key(order_id, "authorize", 1)
+    _, other_in_flight = _in_flight_elsewhere(stack, monkeypatch, tmp_path)
+    other_in_flight.add(key, time.monotonic() + 1.2)  # kept in whole seconds, rounded up
     body = json.loads(webhook(order, 1200))
-    body["data"]["object"]["id"] = app.get_order(uuid.UUID(order["id"])).attempt(1).psp_reference
+    body["data"]["object"]["id"] = stack.container.app.get_order(order_id).attempt(1).psp_reference
     started = time.monotonic()
     assert deliver(stack, json.dumps(body).encode())["status"] == "applied"
-    waited = time.monotonic() - started
-    assert app.config.psp_timeout_s + 1 <= waited < app.config.psp_timeout_s + 5
-    assert app.get_order(uuid.UUID(order["id"])).status.value == "succeeded"
+    assert 1.1 <= time.monotonic() - started < 5  # its deadline, not the 11 s of a new wait
+    assert stack.container.app.get_order(order_id).status.value == "succeeded"
+    assert key not in other_in_flight  # past its deadline: absent for everyone
 
 
 def test_a_checkout_s_call_is_in_flight_from_before_the_psp_call_until_recorded(
     patient: Stack, simulator: httpx.Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     stack = patient
-    monkeypatch.setattr(stack.container.app, "in_flight", SharedCalls(tmp_path / IN_FLIGHT_FILE))
-    seen_elsewhere = SharedCalls(tmp_path / IN_FLIGHT_FILE)
+    _, seen_elsewhere = _in_flight_elsewhere(stack, monkeypatch, tmp_path)
     order_id, thread, placed = _waiting_on_a_slow_psp(stack, simulator)
     assert call_key(order_id, "authorize", 1) in seen_elsewhere
     thread.join()
     assert placed[0].status_code == 201 and placed[0].json()["status"] == "succeeded"
     assert call_key(order_id, "authorize", 1) not in seen_elsewhere
+
+
+def test_a_checkout_whose_psp_never_answers_takes_its_call_out_of_flight(
+    stack: Stack, simulator: httpx.Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The PSP hangs past the checkout's timeout: the checkout answers without an outcome,
+    and its call leaves the table all the same (the webhook that may follow waits for
+    nothing)."""
+    _, seen_elsewhere = _in_flight_elsewhere(stack, monkeypatch, tmp_path)
+    simulator.put("/_control/faults", json={"script": ["timeout"], "hang_ms": 2000})
+    order = place(stack, "pm_card_visa")
+    assert order["status"] not in ("succeeded", "failed")  # no answer from the PSP
+    assert call_key(uuid.UUID(order["id"]), "authorize", 1) not in seen_elsewhere

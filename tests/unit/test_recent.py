@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bootstrap import recent
-from bootstrap.recent import FILE, IN_FLIGHT_FILE, SLOTS, WIDTH, FinalCalls, SharedCalls
+from bootstrap.recent import (
+    FILE,
+    IN_FLIGHT_FILE,
+    SLOTS,
+    WIDTH,
+    CallsInFlight,
+    FinalCalls,
+    SharedCalls,
+)
 from bootstrap.shared_counters import VARIABLE
 
 
@@ -63,32 +72,41 @@ def test_final_calls_are_this_process_s_and_with_a_serve_every_process_s(
     assert FinalCalls.of_this_serve(10).shared is None  # no such directory: its own alone
 
 
-def test_a_discarded_call_is_gone_but_a_later_call_in_its_slot_stays(
+def test_a_call_in_flight_is_found_until_taken_out_or_past_its_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    one, other = SharedCalls(tmp_path / IN_FLIGHT_FILE), SharedCalls(tmp_path / IN_FLIGHT_FILE)
-    one.add("a")
+    path = tmp_path / IN_FLIGHT_FILE
+    one, other = CallsInFlight(path), CallsInFlight(path)
+    later = time.monotonic() + 30
+    one.add("a", later)
+    assert "a" in other and "b" not in other and 42 not in other
     other.discard("a")
     assert "a" not in one
     other.discard("never added")  # nothing there: nothing happens
+    one.add("gone", time.monotonic() - 1)  # a deadline passed: absent, as if taken out
+    assert "gone" not in other
+    one.add("soon", time.monotonic() + 1.5)
+    monkeypatch.setattr(time, "monotonic", lambda: later + 1)  # the clock every process reads
+    assert "soon" not in other
+    monkeypatch.undo()
     monkeypatch.setattr(recent, "SLOTS", 1)  # one slot: every call takes it
-    table = SharedCalls(tmp_path / "one-slot")
-    table.add("first")
-    table.add("second")
+    table = CallsInFlight(tmp_path / "one-slot")
+    table.add("first", later)
+    table.add("second", later)
     table.discard("first")  # its slot is the second's now: left alone
-    assert "second" in table
+    assert "second" in table and "first" not in table
 
 
 def test_the_calls_in_flight_are_shared_only_under_a_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(VARIABLE, raising=False)
-    assert SharedCalls.of_this_serve(IN_FLIGHT_FILE) is None
+    assert CallsInFlight.of_this_serve(IN_FLIGHT_FILE) is None
     monkeypatch.setenv(VARIABLE, str(tmp_path / "gone"))  # cannot be made: none, no error
-    assert SharedCalls.of_this_serve(IN_FLIGHT_FILE) is None
+    assert CallsInFlight.of_this_serve(IN_FLIGHT_FILE) is None
     monkeypatch.setenv(VARIABLE, str(tmp_path))
-    waiting, webhook = (SharedCalls.of_this_serve(IN_FLIGHT_FILE) for _ in range(2))
-    assert waiting is not None and webhook is not None
-    waiting.add("order:authorize:1")
+    waiting, webhook = (CallsInFlight.of_this_serve(IN_FLIGHT_FILE) for _ in range(2))
+    assert isinstance(waiting, CallsInFlight) and isinstance(webhook, CallsInFlight)
+    waiting.add("order:authorize:1", time.monotonic() + 30)
     assert "order:authorize:1" in webhook
     assert "order:authorize:1" not in SharedCalls(tmp_path / FILE)  # a table of its own
