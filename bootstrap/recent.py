@@ -71,8 +71,8 @@ class RecentIds:
                 self._ids.popitem(last=False)
 
 
-class SharedCalls:
-    """A table of calls in a file every process of one `serve` maps (see above)."""
+class _MappedTable:
+    """SLOTS slots of WIDTH bytes in a file every process of one `serve` maps."""
 
     def __init__(self, path: Path) -> None:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -82,16 +82,6 @@ class SharedCalls:
             self._table = mmap.mmap(descriptor, SLOTS * WIDTH)
         finally:
             os.close(descriptor)
-
-    def add(self, key: str) -> None:
-        digest, at = _slot(key)
-        self._table[at : at + WIDTH] = digest
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        digest, at = _slot(key)
-        return self._table[at : at + WIDTH] == digest
 
     @classmethod
     def of_this_serve(cls, name: str) -> Self | None:
@@ -106,7 +96,21 @@ class SharedCalls:
             return None
 
 
-class CallsInFlight(SharedCalls):
+class SharedCalls(_MappedTable):
+    """The table of final calls (see above)."""
+
+    def add(self, key: str) -> None:
+        digest, at = _slot(key)
+        self._table[at : at + WIDTH] = digest
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        digest, at = _slot(key)
+        return self._table[at : at + WIDTH] == digest
+
+
+class CallsInFlight(_MappedTable):
     """The calls some process of one `serve` is waiting on the PSP or recording the answer
     for, each until a deadline (see above). A slot holds the first 12 bytes of the call's
     digest and its deadline, in whole seconds of the system's monotonic clock (the same in
@@ -114,7 +118,7 @@ class CallsInFlight(SharedCalls):
     once the deadline has passed, so it holds a webhook no longer than the call it was for
     could have lasted."""
 
-    def add(self, key: str, until: float) -> None:  # type: ignore[override]
+    def add(self, key: str, until: float) -> None:
         """Hold the call until `until` (`time.monotonic()`), unless taken out before."""
         digest, at = _slot(key)
         self._table[at : at + WIDTH] = digest[:MARK] + math.ceil(until).to_bytes(4, "little")

@@ -171,9 +171,9 @@ def _waiting_on_a_slow_psp(
 def test_a_webhook_that_overtakes_the_answer_waits_for_it_instead_of_racing(
     patient: Stack, simulator: httpx.Client
 ) -> None:
-    stack = patient
     """The PSP's event can arrive while the checkout that made the call is still waiting for
     (or recording) the answer. It waits, then finds the call final: no second record."""
+    stack = patient
     order_id, thread, placed = _waiting_on_a_slow_psp(stack, simulator)
     early = {"id": str(order_id), "attempts": [{"psp_reference": "pay_early"}]}
     assert deliver(stack, webhook(early, 1200))["status"] == "duplicate"
@@ -247,9 +247,9 @@ def test_an_entry_left_in_flight_by_a_killed_process_holds_its_webhooks_until_it
     patient: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The process that made the call died before its answer was recorded: nobody will
-    take the call out of flight. Its webhooks wait until the call's own deadline, then take
-    the slow way (load the order, apply what the webhook says); one that comes after the
-    deadline does not wait at all."""
+    take the call out of flight. Its webhook waits until the call's own deadline (not a new
+    PSP timeout of its own), then takes the slow way: it loads the order and applies what it
+    says. Past the deadline, the entry is absent for every process."""
     stack = patient
     order = place(stack, "pm_card_processing")
     order_id = uuid.UUID(order["id"])
