@@ -1,6 +1,9 @@
 """The PSP's webhook copies of an outcome the API already recorded cost it little: a call
-this process saw reach its final outcome is answered `duplicate` without loading the order
-(no result can change it: domain.outcomes.accepts), while a call still in flight is applied."""
+this process (or another of its `serve`) saw reach its final outcome is answered `duplicate`
+without loading the order (no result can change it: domain.outcomes.accepts), while a call
+whose outcome is not final yet (processing) is applied. A webhook that overtakes the answer
+of a checkout still waiting on the PSP, on this process or another (the calls in flight),
+waits for it rather than racing it to the store."""
 
 from __future__ import annotations
 
