@@ -55,7 +55,8 @@ class OrdersProjection(Projection):
                 evidence_due_by DOUBLE PRECISION,
                 updated_at DOUBLE PRECISION NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, evidence_due_by)
+            CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, evidence_due_by);
+            CREATE INDEX IF NOT EXISTS {table}_by_order ON {table} (order_id)
         """,
     }
 
