@@ -93,6 +93,23 @@ def _check_psp_keys(order_id: UUID, events: list[Any], report: Report) -> None:
 
 
 _ORDERS_SQL = "SELECT * FROM order_view WHERE order_id {fragment}"
+_BY_ORDER = {
+    "attempt_view": "SELECT order_id, number, status, failure_code, updated_at FROM attempt_view "
+    "WHERE order_id {fragment} ORDER BY order_id, number",
+    "work_queue": "SELECT order_id, due_at, task FROM work_queue WHERE order_id {fragment}",
+    "ledger_entries": "SELECT order_id, version, line, account, currency, amount "
+    "FROM ledger_entries WHERE order_id {fragment} ORDER BY order_id, version, line",
+    "failure_log": "SELECT order_id, version, kind, event, number, code, message FROM failure_log "
+    "WHERE order_id {fragment} ORDER BY order_id, version",
+    "dispute_view": "SELECT dispute_id, order_id, status, amount, currency, reason, "
+    "evidence_due_by, updated_at FROM dispute_view "
+    "WHERE order_id {fragment} ORDER BY order_id, dispute_id",
+    "challenge_log": "SELECT order_id, version, attempt, outcome FROM challenge_log "
+    "WHERE order_id {fragment} ORDER BY order_id, version",
+}
+TABLES = ("order_view", *_BY_ORDER)
+"""The read-model tables the audit compares with the replay, each read a chunk of orders at
+a time by their ids: `order_view` first, then the others in this order."""
 
 
 @dataclass
@@ -125,51 +142,18 @@ class ReadModels:
             fragment, params = db.in_list(order_ids)
             orders = {r[0]: r for r in tx.execute(_ORDERS_SQL.format(fragment=fragment), params)}
 
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            return tx.execute(sql.format(fragment=fragment), params)
-
+        rows = {
+            table: tx.execute(sql.format(fragment=fragment), params)
+            for table, sql in _BY_ORDER.items()
+        }
         return cls(
             orders=orders,
-            attempts=_grouped(
-                rows(
-                    "SELECT order_id, number, status, failure_code, updated_at FROM attempt_view "
-                    "WHERE order_id {fragment} ORDER BY order_id, number"
-                )
-            ),
-            work={
-                r[0]: (float(r[1]), r[2])
-                for r in rows(
-                    "SELECT order_id, due_at, task FROM work_queue WHERE order_id {fragment}"
-                )
-            },
-            ledger=_grouped(
-                rows(
-                    "SELECT order_id, version, line, account, currency, amount FROM ledger_entries "
-                    "WHERE order_id {fragment} ORDER BY order_id, version, line"
-                )
-            ),
-            failures=_grouped(
-                rows(
-                    "SELECT order_id, version, kind, event, number, code, message FROM failure_log "
-                    "WHERE order_id {fragment} ORDER BY order_id, version"
-                )
-            ),
-            disputes=_grouped(
-                [
-                    (r[1], r[0], *r[2:])
-                    for r in rows(
-                        "SELECT dispute_id, order_id, status, amount, currency, reason, "
-                        "evidence_due_by, updated_at FROM dispute_view "
-                        "WHERE order_id {fragment} ORDER BY order_id, dispute_id"
-                    )
-                ]
-            ),
-            challenges=_grouped(
-                rows(
-                    "SELECT order_id, version, attempt, outcome FROM challenge_log "
-                    "WHERE order_id {fragment} ORDER BY order_id, version"
-                )
-            ),
+            attempts=_grouped(rows["attempt_view"]),
+            work={r[0]: (float(r[1]), r[2]) for r in rows["work_queue"]},
+            ledger=_grouped(rows["ledger_entries"]),
+            failures=_grouped(rows["failure_log"]),
+            disputes=_grouped([(r[1], r[0], *r[2:]) for r in rows["dispute_view"]]),
+            challenges=_grouped(rows["challenge_log"]),
         )
 
     # Each check takes the order id as the read models store it (`key`, str(order_id)),

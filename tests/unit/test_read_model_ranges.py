@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from projections.checks import ReadModels
+from projections.checks import TABLES, ReadModels
 
 IDS = ["0a", "3f", "a1", "e9"]  # as `str(UUID)` sorts them: digits first
 
@@ -58,7 +58,7 @@ def test_ids_the_range_holds_are_read_as_one_range() -> None:
     store = FakeStore(bytewise)
     models = load(store, IDS)
     assert sorted(models.orders) == sorted(models.ledger) == sorted(models.disputes) == IDS
-    assert [how for _, how in store.statements] == ["range"] * 7
+    assert [how for _, how in store.statements] == ["range"] * len(TABLES)
 
 
 def test_ids_a_collation_orders_apart_are_read_by_their_list() -> None:
@@ -67,18 +67,7 @@ def test_ids_a_collation_orders_apart_are_read_by_their_list() -> None:
     assert sorted(models.orders) == sorted(models.attempts) == sorted(models.work) == IDS
     assert sorted(models.ledger) == sorted(models.failures) == sorted(models.challenges) == IDS
     assert sorted(models.disputes) == IDS
-    assert store.statements == [("order_view", "range")] + [
-        (table, "list")
-        for table in (
-            "order_view",
-            "attempt_view",
-            "work_queue",
-            "ledger_entries",
-            "failure_log",
-            "dispute_view",
-            "challenge_log",
-        )
-    ]
+    assert store.statements == [("order_view", "range")] + [(t, "list") for t in TABLES]
 
 
 def test_an_order_without_its_row_yet_has_the_others_read_by_the_list() -> None:
@@ -86,7 +75,7 @@ def test_an_order_without_its_row_yet_has_the_others_read_by_the_list() -> None:
     models = load(store, IDS)
     assert sorted(models.orders) == ["0a", "a1", "e9"]
     assert sorted(models.ledger) == IDS
-    assert [how for _, how in store.statements] == ["range"] + ["list"] * 7
+    assert [how for _, how in store.statements] == ["range"] + ["list"] * len(TABLES)
 
 
 def test_a_chunk_of_no_orders_reads_no_rows() -> None:
