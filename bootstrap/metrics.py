@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from adapters.db import Database
-from projections import work_queue
+from projections import dashboard, work_queue
 from projections.runner import ProjectionRunner
 
 _SHARING: set[int] = set()
@@ -113,7 +113,7 @@ class _StoreGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         behind = self.runner.behind()
         with self.db.read() as tx:
-            review = tx.execute("SELECT COUNT(*) FROM order_view WHERE review_reason IS NOT NULL")
+            review = tx.execute(dashboard.IN_REVIEW_SQL)
             oldest = work_queue.oldest_due_at(tx)
         late = max(0.0, time.time() - oldest) if oldest is not None else 0.0
         yield GaugeMetricFamily(

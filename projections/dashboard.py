@@ -7,6 +7,14 @@ from typing import Any
 from adapters.db import Database
 
 HOUR = 3600
+REVIEW_SQL = (
+    "SELECT order_id, buyer_id, amount, currency, review_reason, updated_at "
+    "FROM order_view WHERE review_reason IS NOT NULL ORDER BY updated_at LIMIT 100"
+)
+"""The manual-review queue, oldest first: read from `order_view_in_review`, an index of those
+orders alone, not by scanning every order (docs/performance.md, issue 13's sixteenth slice)."""
+IN_REVIEW_SQL = "SELECT COUNT(*) FROM order_view WHERE review_reason IS NOT NULL"
+"""How many orders await an operator (a gauge every metrics scrape reads): the same index."""
 
 
 def failures(db: Database, now: float, window_s: float, stuck_after_s: float) -> dict[str, Any]:
@@ -32,10 +40,7 @@ def failures(db: Database, now: float, window_s: float, stuck_after_s: float) ->
             "WHERE status = 'processing' AND updated_at < %s ORDER BY updated_at LIMIT 100",
             (now - stuck_after_s,),
         )
-        review = tx.execute(
-            "SELECT order_id, buyer_id, amount, currency, review_reason, updated_at "
-            "FROM order_view WHERE review_reason IS NOT NULL ORDER BY updated_at LIMIT 100"
-        )
+        review = tx.execute(REVIEW_SQL)
     return {
         "failures_by_code": [{"code": c, "count": n} for c, n in by_code],
         "failures_by_hour": [{"hour": float(h), "code": c, "count": n} for h, c, n in by_hour],
@@ -128,18 +133,23 @@ def balances(db: Database) -> list[dict[str, Any]]:
 Cursor = tuple[float, str, int, int]
 
 
+def entries_sql(after: bool) -> str:
+    """An account's postings in the order of `ledger_entries_by_account_time`, which holds them
+    in that order: a page costs its own rows, not a sort of all the account's postings (every
+    capture posts to `psp_receivable`). With `after`, after a cursor."""
+    where = "account = %s"
+    if after:
+        where += " AND (at, order_id, version, line) > (%s, %s, %s, %s)"
+    return (
+        "SELECT at, order_id, version, line, currency, amount FROM ledger_entries "  # noqa: S608
+        f"WHERE {where} ORDER BY at, order_id, version, line LIMIT %s"
+    )
+
+
 def entries(db: Database, account: str, limit: int, after: Cursor | None) -> list[dict[str, Any]]:
     """An account's postings, oldest first, after the (at, order, version, line) cursor."""
-    where = "account = %s"
-    params: list[Any] = [account]
-    if after is not None:
-        where += " AND (at, order_id, version, line) > (%s, %s, %s, %s)"
-        params += list(after)
+    params: list[Any] = [account, *(after or ()), limit]
     with db.read() as tx:
-        rows = tx.execute(
-            "SELECT at, order_id, version, line, currency, amount FROM ledger_entries "  # noqa: S608
-            f"WHERE {where} ORDER BY at, order_id, version, line LIMIT %s",
-            [*params, limit],
-        )
+        rows = tx.execute(entries_sql(after is not None), params)
     keys = ("at", "order_id", "version", "line", "currency", "amount")
     return [dict(zip(keys, r, strict=True)) for r in rows]

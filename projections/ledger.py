@@ -25,7 +25,9 @@ class LedgerProjection(Projection):
                 at DOUBLE PRECISION NOT NULL,
                 PRIMARY KEY (order_id, version, line)
             );
-            CREATE INDEX IF NOT EXISTS {table}_by_account ON {table} (account, currency, at)
+            DROP INDEX IF EXISTS {table}_by_account;
+            CREATE INDEX IF NOT EXISTS {table}_by_account_time
+                ON {table} (account, at, order_id, version, line)
         """,
         "ledger_balances": """
             CREATE TABLE IF NOT EXISTS {table} (

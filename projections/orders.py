@@ -31,7 +31,9 @@ class OrdersProjection(Projection):
             );
             CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, created_at, order_id);
             CREATE INDEX IF NOT EXISTS {table}_by_buyer ON {table} (buyer_id, created_at, order_id);
-            CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} (created_at, order_id)
+            CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} (created_at, order_id);
+            CREATE INDEX IF NOT EXISTS {table}_in_review ON {table} (updated_at)
+                WHERE review_reason IS NOT NULL
         """,
         "attempt_view": """
             CREATE TABLE IF NOT EXISTS {table} (
