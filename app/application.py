@@ -267,7 +267,7 @@ class PaymentsApp(Application[UUID]):
         self.answering[key] = recorded = asyncio.Event()
         in_flight = self.in_flight
         if in_flight is not None:
-            in_flight.add(key, time.monotonic() + self.config.psp_timeout_s + 1)
+            in_flight.add(key, time.monotonic() + self._answer_wait_s)
         try:
             self.failpoint("before_psp_call")
             answer = await self._call_psp_async(order, call)
@@ -284,6 +284,13 @@ class PaymentsApp(Application[UUID]):
             recorded.set()
         return written
 
+    @property
+    def _answer_wait_s(self) -> float:
+        """How long a checkout's PSP call can last, from its start to its answer recorded:
+        the PSP timeout and a second. A webhook waits for such a call no longer, and an
+        entry in `in_flight` holds it no longer."""
+        return self.config.psp_timeout_s + 1
+
     async def answered(self, order_id: UUID, kind: str, number: int) -> None:
         """Wait (at most the PSP timeout and a second) while a checkout on this event loop,
         or on another process of this `serve` (`in_flight`), is still waiting for or
@@ -292,7 +299,7 @@ class PaymentsApp(Application[UUID]):
         recorded = self.answering.get(key)
         if recorded is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(recorded.wait(), self.config.psp_timeout_s + 1)
+                await asyncio.wait_for(recorded.wait(), self._answer_wait_s)
         elif self.in_flight is not None and key in self.in_flight:
             await self._answered_elsewhere(self.in_flight, key)
 
@@ -300,7 +307,7 @@ class PaymentsApp(Application[UUID]):
         """Look again, at growing intervals, until the call has left `in_flight` (recorded,
         or past its deadline: its process may have been killed), at most the PSP timeout
         and a second."""
-        deadline = time.monotonic() + self.config.psp_timeout_s + 1
+        deadline = time.monotonic() + self._answer_wait_s
         pause = IN_FLIGHT_FIRST_LOOK_S
         while key in in_flight and time.monotonic() < deadline:
             await asyncio.sleep(pause)

@@ -92,8 +92,8 @@ def _check_psp_keys(order_id: UUID, events: list[Any], report: Report) -> None:
             report.violate("psp_key_once", order_id, f"{key[0]} {key[1]} succeeded {count} times")
 
 
-_ORDERS_SQL = "SELECT * FROM order_view WHERE order_id {fragment}"
 _BY_ORDER = {
+    "order_view": "SELECT * FROM order_view WHERE order_id {fragment}",
     "attempt_view": "SELECT order_id, number, status, failure_code, updated_at FROM attempt_view "
     "WHERE order_id {fragment} ORDER BY order_id, number",
     "work_queue": "SELECT order_id, due_at, task FROM work_queue WHERE order_id {fragment}",
@@ -107,7 +107,7 @@ _BY_ORDER = {
     "challenge_log": "SELECT order_id, version, attempt, outcome FROM challenge_log "
     "WHERE order_id {fragment} ORDER BY order_id, version",
 }
-TABLES = ("order_view", *_BY_ORDER)
+TABLES = tuple(_BY_ORDER)
 """The read-model tables the audit compares with the replay, each read a chunk of orders at
 a time by their ids: `order_view` first, then the others in this order."""
 
@@ -136,16 +136,18 @@ class ReadModels:
         proves its own place there, in every table alike. Otherwise (an order without its
         row yet, or a collation that orders ids apart) they are read by the list of ids.
         Rows of ids outside the chunk that a range takes in are never looked up."""
-        fragment, params = "BETWEEN %s AND %s", _bounds(order_ids)
-        orders = {r[0]: r for r in tx.execute(_ORDERS_SQL.format(fragment=fragment), params)}
-        if not all(key in orders for key in order_ids):
-            fragment, params = db.in_list(order_ids)
-            orders = {r[0]: r for r in tx.execute(_ORDERS_SQL.format(fragment=fragment), params)}
 
-        rows = {
-            table: tx.execute(sql.format(fragment=fragment), params)
-            for table, sql in _BY_ORDER.items()
-        }
+        def read(table: str, where: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
+            fragment, params = where
+            return tx.execute(_BY_ORDER[table].format(fragment=fragment), params)
+
+        by_range = "BETWEEN %s AND %s", _bounds(order_ids)
+        orders = {r[0]: r for r in read("order_view", by_range)}
+        where = by_range
+        if not all(key in orders for key in order_ids):
+            where = db.in_list(order_ids)
+            orders = {r[0]: r for r in read("order_view", where)}
+        rows = {table: read(table, where) for table in TABLES if table != "order_view"}
         return cls(
             orders=orders,
             attempts=_grouped(rows["attempt_view"]),
